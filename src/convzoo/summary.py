@@ -1,0 +1,169 @@
+"""Per-layer summary: the papers' tables (type, patch size/stride, output size, params, ops) for any model.
+
+Counting convention (DESIGN.md): MACs are the multiply-accumulates of convolutions (also transposed) and linear
+layers for ONE input; FLOPs = 2 x MACs. Papers that say "FLOPs" for ResNet/ResNeXt mean multiply-adds (= MACs).
+Parameters are the ``nn.Parameter`` tensors (BN scale and shift included, running statistics excluded).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONV_T_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+@dataclass
+class SummaryRow:
+    """One module: ``output_shape`` without the batch axis; ``macs`` for one input."""
+
+    name: str
+    kind: str
+    kernel: tuple[int, ...] | None
+    stride: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    params: int
+    macs: int
+
+
+@dataclass
+class Summary:
+    rows: list[SummaryRow] = field(default_factory=list)
+    total_params: int = 0
+    total_macs: int = 0
+    input_size: tuple[int, ...] = ()
+
+    @property
+    def total_flops(self) -> int:
+        return 2 * self.total_macs
+
+    def __str__(self) -> str:
+        header = ("layer", "type", "patch/stride", "output size", "params", "ops (MACs)")
+        lines = [header]
+        for r in self.rows:
+            patch = "" if r.kernel is None else "x".join(map(str, r.kernel)) + "/" + "x".join(map(str, r.stride or ()))
+            shape = "" if r.output_shape is None else "x".join(map(str, r.output_shape))
+            lines.append((r.name, r.kind, patch, shape, _human(r.params), _human(r.macs)))
+        widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+        text = ["  ".join(str(c).ljust(w) if i < 4 else str(c).rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+                for line in lines]
+        text.insert(1, "-" * len(text[0]))
+        text.append("-" * len(text[0]))
+        text.append(f"input {'x'.join(map(str, self.input_size))}: {self.total_params:,} parameters, "
+                    f"{self.total_macs / 1e9:.3f} GMACs (multiply-adds of conv and linear layers), "
+                    f"{self.total_flops / 1e9:.3f} GFLOPs (= 2 x MACs)")
+        return "\n".join(text)
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -> int:
+    """MACs of one conv/linear layer for one sample, from its ``inputs`` and ``output`` (Tensor[1, ...])."""
+    if isinstance(module, _CONV_TYPES):
+        per_output = (module.in_channels // module.groups) * math.prod(module.kernel_size)
+        return output[0].numel() * per_output
+    if isinstance(module, _CONV_T_TYPES):
+        # every input position scatters kernel x (out / groups) products: count from the input side
+        return inputs[0].numel() * (module.out_channels // module.groups) * math.prod(module.kernel_size)
+    if isinstance(module, nn.Linear):
+        return output[0].numel() * module.in_features
+    return 0
+
+
+def _first_tensor(output) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _kernel_stride(module: nn.Module) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    kernel = getattr(module, "kernel_size", None)
+    stride = getattr(module, "stride", None)
+    if kernel is None:
+        return None, None
+    kernel = tuple(kernel) if isinstance(kernel, (tuple, list)) else (kernel,)
+    stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride if stride is not None else kernel[0],)
+    return kernel, stride
+
+
+@torch.no_grad()
+def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: int | None = None,
+            device: str | torch.device = "cpu") -> Summary:
+    """Run ``model`` once (eval mode, batch 1) on zeros of ``(C, *spatial)`` = ``input_size`` and tabulate it.
+
+    ``input_size`` defaults to the model's ``default_input_size``. With ``depth=None`` each row is a leaf module;
+    with ``depth=d`` rows are the modules ``d`` levels deep (e.g. ``depth=1``: the stages or inception modules),
+    each with the parameters and MACs of everything inside it. Parameters of modules that did not run (e.g.
+    auxiliary heads in eval mode) are counted in ``total_params`` but have no MACs.
+    """
+    if input_size is None:
+        input_size = tuple(getattr(model, "default_input_size"))
+    input_size = tuple(int(s) for s in input_size)
+    leaf_macs: dict[str, int] = {}
+    outputs: dict[str, tuple[int, ...]] = {}
+    handles = []
+
+    def hook(name: str):
+        def fn(module: nn.Module, inputs, output) -> None:
+            tensor = _first_tensor(output)
+            if tensor is None:
+                return
+            outputs[name] = tuple(tensor.shape[1:])
+            first_input = _first_tensor(inputs)
+            macs = layer_macs(module, first_input, tensor) if first_input is not None else 0
+            leaf_macs[name] = leaf_macs.get(name, 0) + macs
+        return fn
+
+    named = dict(model.named_modules())
+    for name, module in named.items():
+        handles.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros((1, *input_size), device=device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+    leaves = [n for n, m in named.items() if n and not any(True for _ in m.children())]
+    result = Summary(input_size=input_size)
+    result.total_params = sum(p.numel() for p in model.parameters())
+    result.total_macs = sum(leaf_macs.get(n, 0) for n in leaves)
+    if depth is None:
+        selected = leaves
+    else:
+        selected = [n for n in named if n and (n.count(".") == depth - 1 or
+                                               (n.count(".") < depth - 1 and n in leaves))]
+    for name in selected:
+        module = named[name]
+        inside = [n for n in leaves if n == name or n.startswith(name + ".")]
+        kernel, stride = _kernel_stride(module)
+        result.rows.append(SummaryRow(
+            name=name, kind=type(module).__name__, kernel=kernel, stride=stride,
+            output_shape=outputs.get(name),
+            params=sum(p.numel() for p in module.parameters()),
+            macs=sum(leaf_macs.get(n, 0) for n in inside),
+        ))
+    return result
+
+
+def count_params(model: nn.Module) -> int:
+    """The number of parameters (trainable tensors; BN running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
