@@ -1,0 +1,269 @@
+"""COCO average precision and recall (bbox, segm, keypoints), numerically identical to pycocotools' ``COCOeval``.
+
+The protocol (Lin et al., "Microsoft COCO", 2014; pycocotools ``cocoeval.py``): per (image, category) keep the
+``max_dets[-1]`` highest-scoring detections, match them greedily to ground truth at each IoU threshold 0.50:0.05:0.95
+and each area range, then per category sort all detections by score, integrate precision at the 101 recall
+thresholds 0:0.01:1 using the monotone precision envelope, and average. ``-1`` marks settings without ground truth.
+
+Quirks reproduced on purpose: stable sorts on ``-score`` (ties keep image order, then file order); ground truth
+areas come from the ``area`` field; crowd regions match any number of detections with IoU = intersection / detection
+area; unmatched detections outside an area range are ignored for that range; a match to a ground truth whose id is 0
+counts as unmatched (pycocotools stores matches as ids and tests them for truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth
+from convzoo.evaluation.matching import box_iou_pairs, greedy_match, group_pairs, mask_iou_pairs, oks_pairs
+
+# pycocotools' Params: linspace, not arange (arange drifts above the true values).
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+AREA_RANGES = {"all": (0**2, 1e5**2), "small": (0**2, 32**2), "medium": (32**2, 96**2), "large": (96**2, 1e5**2)}
+KEYPOINT_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87,
+                            0.89, 0.89]) / 10.0  # COCO's 17 person keypoints, nose first
+# (name, AP or AR, IoU threshold or None for the mean, area range, index into max_dets); pycocotools' summarize().
+DETECTION_STATS = [("AP", 1, None, "all", 2), ("AP50", 1, 0.5, "all", 2), ("AP75", 1, 0.75, "all", 2),
+                   ("APs", 1, None, "small", 2), ("APm", 1, None, "medium", 2), ("APl", 1, None, "large", 2),
+                   ("AR1", 0, None, "all", 0), ("AR10", 0, None, "all", 1), ("AR100", 0, None, "all", 2),
+                   ("ARs", 0, None, "small", 2), ("ARm", 0, None, "medium", 2), ("ARl", 0, None, "large", 2)]
+KEYPOINT_STATS = [("AP", 1, None, "all"), ("AP50", 1, 0.5, "all"), ("AP75", 1, 0.75, "all"), ("APm", 1, None, "medium"),
+                  ("APl", 1, None, "large"), ("AR", 0, None, "all"), ("AR50", 0, 0.5, "all"),
+                  ("AR75", 0, 0.75, "all"), ("ARm", 0, None, "medium"), ("ARl", 0, None, "large")]
+
+
+@dataclass
+class CocoResult:
+    """The outcome of :func:`evaluate_coco`.
+
+    ``stats`` maps the summary names (``AP``, ``AP50``, ... in pycocotools' order) to values, ``-1`` where nothing
+    was measurable; ``precision`` is ``float64[T, R, K, A, M]`` and ``recall`` ``float64[T, K, A, M]`` as in
+    ``COCOeval.eval``. ``counts`` says how many records took part and how many detections were dropped beyond
+    ``max_dets`` per (image, category).
+    """
+
+    iou_type: str
+    stats: dict[str, float]
+    precision: np.ndarray
+    recall: np.ndarray
+    category_ids: list
+    category_names: list[str]
+    area_ranges: dict[str, tuple[float, float]]
+    max_dets: list[int]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stats_list(self) -> list[float]:
+        """The statistics in pycocotools' ``COCOeval.stats`` order."""
+        return list(self.stats.values())
+
+    def per_category_ap(self) -> dict:
+        """AP@[.5:.95] of each category (area ``all``, the largest ``max_dets``); ``-1`` without ground truth."""
+        p = self.precision[:, :, :, 0, -1]  # [T, R, K]
+        return {c: float(p[:, :, k][p[:, :, k] > -1].mean()) if (p[:, :, k] > -1).any() else -1.0
+                for k, c in enumerate(self.category_ids)}
+
+
+def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_type: str = "bbox", *,
+                  image_ids: list | None = None, category_ids: list | None = None, max_dets: list[int] | None = None,
+                  kpt_sigmas: np.ndarray | None = None, use_categories: bool = True) -> CocoResult:
+    """COCO evaluation of detections against ground truth, equal to pycocotools' ``COCOeval`` (to the last bit on
+    the reference fixtures).
+
+    Args:
+        gt: a COCO ground-truth dict (``images``, ``annotations``, ``categories``) or its parsed form.
+        dets: COCO result dicts ``{"image_id", "category_id", "score", "bbox": [x, y, w, h]}`` (or ``segmentation``
+            as polygons/RLE, or ``keypoints`` as ``[x1, y1, v1, ...]``), or their parsed form.
+        iou_type: ``"bbox"``, ``"segm"`` or ``"keypoints"``.
+        image_ids, category_ids: evaluate only these (default: all images and categories of ``gt``).
+        max_dets: detections kept per image and category (default ``[1, 10, 100]``; ``[20]`` for keypoints).
+        kpt_sigmas: per-keypoint OKS sigmas (default: COCO's 17 person sigmas).
+        use_categories: ``False`` pools all categories (class-agnostic, e.g. for proposal recall).
+    """
+    gt = gt if isinstance(gt, CocoGroundTruth) else parse_ground_truth(gt, iou_type)
+    dets = dets if isinstance(dets, CocoDetections) else parse_detections(dets, gt, iou_type)
+    keypoints = iou_type == "keypoints"
+    max_dets = sorted(max_dets or ([20] if keypoints else [1, 10, 100]))
+    if not keypoints and len(max_dets) != 3:
+        raise ValueError(f"bbox and segm summaries need 3 max_dets values (as pycocotools), got {max_dets}")
+    areas = {k: v for k, v in AREA_RANGES.items() if not (keypoints and k == "small")}
+    area_lo, area_hi = (np.array([r[i] for r in areas.values()])[:, None] for i in (0, 1))  # [A, 1]
+    gt_keep = _selected(gt, gt.image, gt.category, image_ids, category_ids)
+    det_keep = _selected(gt, dets.image, dets.category, image_ids, category_ids)
+    num_images = len(gt.image_ids)
+    num_cats = len(gt.category_ids) if use_categories else 1
+    gt_cat = gt.category if use_categories else np.zeros_like(gt.category)
+    det_cat = dets.category if use_categories else np.zeros_like(dets.category)
+
+    # Ground truth in (group, category, file) order; detections in (group, -score, category, file) order.
+    g_idx = np.flatnonzero(gt_keep)
+    g_idx = g_idx[np.lexsort((gt.category[g_idx], gt_cat[g_idx] * num_images + gt.image[g_idx]))]
+    d_idx = np.flatnonzero(det_keep)
+    det_group_all = det_cat * num_images + dets.image
+    d_idx = d_idx[np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))]
+    d_group = det_group_all[d_idx]
+    rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
+    beyond = int(np.count_nonzero(rank >= max_dets[-1]))
+    d_idx, d_group, rank = d_idx[rank < max_dets[-1]], d_group[rank < max_dets[-1]], rank[rank < max_dets[-1]]
+    g_group = gt_cat[g_idx] * num_images + gt.image[g_idx]
+    g_ignore = gt.ignore[g_idx][None] | (gt.area[g_idx] < area_lo) | (gt.area[g_idx] > area_hi)  # [A, G]
+    d_outside = (dets.area[d_idx] < area_lo) | (dets.area[d_idx] > area_hi)  # [A, D]
+
+    pair_det, pair_gt = group_pairs(d_group, g_group)
+    sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
+    tp, matched_ignored = _match(sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx],
+                                 len(d_idx))
+    fp = ~tp & ~matched_ignored & ~d_outside[None]  # [T, A, D]
+    tp &= ~matched_ignored
+
+    npig = np.zeros((num_cats, len(areas)), dtype=np.int64)  # non-ignored ground truths per category and area
+    np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
+    # per category: score, then image, then position within the image (pycocotools' two stable sorts)
+    order = np.lexsort((np.arange(len(d_idx)), dets.image[d_idx], -dets.score[d_idx], det_cat[d_idx]))
+    precision, recall = _accumulate(tp, fp, order, det_cat[d_idx][order], rank[order], npig, max_dets)
+    table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
+    at = [20] * len(table) if keypoints else [max_dets[s[-1]] for s in DETECTION_STATS]
+    stats = {name: _summarize(precision if ap else recall, ap, thr, list(areas).index(area), max_dets, m)
+             for (name, ap, thr, area), m in zip(table, at)}
+    names = gt.category_names if use_categories else ["all"]
+    cats = gt.category_ids if use_categories else [-1]
+    counts = {"images": len(set(gt.image[gt_keep].tolist()) | set(dets.image[det_keep].tolist())),
+              "ground_truths": len(g_idx), "detections": len(d_idx), "detections_beyond_max_dets": beyond}
+    return CocoResult(iou_type, stats, precision, recall, cats, names, areas, max_dets, counts)
+
+
+def _selected(gt: CocoGroundTruth, image: np.ndarray, category: np.ndarray, image_ids, category_ids) -> np.ndarray:
+    keep = np.ones(len(image), dtype=bool)
+    for ids, table, index in ((image_ids, gt.image_ids, image), (category_ids, gt.category_ids, category)):
+        if ids is not None:
+            wanted = np.zeros(len(table), dtype=bool)
+            lookup = {v: i for i, v in enumerate(table)}
+            wanted[[lookup[i] for i in ids if i in lookup]] = True
+            keep &= wanted[index]
+    return keep
+
+
+def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas) -> np.ndarray:
+    """Similarity of each pair: box IoU, mask IoU or OKS (``float64[P]``)."""
+    gi, di = g_idx[pair_gt], d_idx[pair_det]
+    if iou_type == "bbox":
+        return box_iou_pairs(dets.boxes[di], gt.boxes[gi], gt.iscrowd[gi])
+    if iou_type == "segm":
+        return mask_iou_pairs([dets.segmentations[i] for i in d_idx], [gt.segmentations[j] for j in g_idx],
+                              gt.iscrowd[g_idx], pair_det, pair_gt, d_group[pair_det])
+    sigmas = KEYPOINT_SIGMAS if kpt_sigmas is None else np.asarray(kpt_sigmas, dtype=np.float64)
+    if len(gi) and gt.keypoints.shape[1] != len(sigmas):
+        raise ValueError(f"{len(sigmas)} OKS sigmas given for {gt.keypoints.shape[1]} keypoints")
+    if not len(gi):
+        return np.zeros(0)
+    return oks_pairs(dets.keypoints[di], gt.keypoints[gi], gt.boxes[gi], gt.area[gi], sigmas)
+
+
+def _match(sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, num_dets) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of every detection; returns ``tp`` (matched to a true ground truth, ``bool[T, A, D]``) and
+    ``matched_ignored`` (matched to an ignored one). Pairs below the lowest threshold can never match, so only the
+    remaining candidate pairs enter :func:`greedy_match`, in groups bucketed by their number of ground truths."""
+    shape = (len(IOU_THRESHOLDS), g_ignore.shape[0], num_dets)
+    tp, matched_ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    keep = sim >= min(IOU_THRESHOLDS.min(), 1 - 1e-10)
+    pair_det, pair_gt, sim = pair_det[keep], pair_gt[keep], sim[keep]
+    if not len(sim):
+        return tp, matched_ignored
+    gts = np.unique(pair_gt)  # ground truths that some detection could match, in (group, file) order
+    group_of_gt = np.unique(g_group[gts], return_inverse=True)[1]
+    first = np.searchsorted(group_of_gt, np.arange(group_of_gt.max() + 1))
+    slot_of_gt = np.empty(pair_gt.max() + 1, dtype=np.int64)
+    slot_of_gt[gts] = np.arange(len(gts)) - first[group_of_gt]  # position of the gt within its group's slots
+    width_of_group = np.diff(np.r_[first, len(gts)])
+    cands, cand_row = np.unique(pair_det, return_inverse=True)  # candidate detections in (group, score) order
+    cand_group = group_of_gt[np.searchsorted(gts, pair_gt)][np.r_[0, np.flatnonzero(np.diff(cand_row)) + 1]]
+    bucket_of_group = np.ceil(np.log2(np.maximum(width_of_group, 1))).astype(np.int64)  # widths 1, 2, 3-4, 5-8, ...
+    for bucket in np.unique(bucket_of_group).tolist():
+        groups = np.flatnonzero(bucket_of_group == bucket)
+        width = int(width_of_group[groups].max())
+        local = np.full(group_of_gt.max() + 1, -1)
+        local[groups] = np.arange(len(groups))
+        rows = np.flatnonzero(local[cand_group] >= 0)
+        row_of_cand = np.full(len(cands), -1)
+        row_of_cand[rows] = np.arange(len(rows))
+        in_bucket = row_of_cand[cand_row] >= 0
+        table = np.full((len(rows), width), -1.0)  # [C, H] similarity of each candidate to each gt slot
+        table[row_of_cand[cand_row[in_bucket]], slot_of_gt[pair_gt[in_bucket]]] = sim[in_bucket]
+        slots = np.full((len(groups), width), -1)  # [B, H] global gt index of each slot
+        pos = np.flatnonzero(np.isin(group_of_gt, groups))
+        slots[local[group_of_gt[pos]], slot_of_gt[gts[pos]]] = gts[pos]
+        crowd = np.where(slots >= 0, g_crowd[slots], False)
+        ignore = np.where(slots[:, None] >= 0, g_ignore[:, slots].transpose(1, 0, 2), True)  # [B, A, H]
+        hit, slot, slot_ignored = greedy_match(table, local[cand_group[rows]], crowd, ignore, IOU_THRESHOLDS)
+        gt_of_match = slots[local[cand_group[rows]]][np.arange(len(rows))[:, None, None], slot]  # [C, T, A]
+        det = cands[rows]
+        # pycocotools stores the matched gt id and tests it for truth: a match to id 0 reads as no match.
+        tp[:, :, det] = (hit & (g_ids[gt_of_match] != 0)).transpose(1, 2, 0)
+        matched_ignored[:, :, det] = slot_ignored.transpose(1, 2, 0)
+    return tp, matched_ignored
+
+
+def _accumulate(tp, fp, order, category, rank, npig, max_dets) -> tuple[np.ndarray, np.ndarray]:
+    """pycocotools' ``accumulate``: precision ``[T, R, K, A, M]`` and recall ``[T, K, A, M]``, ``-1`` if no gt.
+
+    ``tp``/``fp`` are ``bool[T, A, D]``; ``order`` sorts detections by category, then score (stable); ``category``
+    and ``rank`` (position within its image and category) are given in that order.
+    """
+    num_t, num_a = tp.shape[:2]
+    num_k, num_r = npig.shape[0], len(RECALL_THRESHOLDS)
+    precision = -np.ones((num_t, num_r, num_k, num_a, len(max_dets)))
+    recall = -np.ones((num_t, num_k, num_a, len(max_dets)))
+    bounds = np.searchsorted(category, np.arange(num_k + 1))
+    tp, fp = tp[:, :, order], fp[:, :, order]  # each category is now one contiguous, score-sorted slice
+    for k in range(num_k):
+        areas = np.flatnonzero(npig[k] > 0)
+        if not len(areas):
+            continue
+        tp_k, fp_k = tp[:, areas, bounds[k]:bounds[k + 1]], fp[:, areas, bounds[k]:bounds[k + 1]]  # [T, A', n_k]
+        total = npig[k, areas][None, :, None]
+        for m, max_det in enumerate(max_dets):
+            sel = rank[bounds[k]:bounds[k + 1]] < max_det
+            tp_sum = np.cumsum(tp_k[:, :, sel], axis=-1, dtype=np.int64)  # [T, A', n]
+            fp_sum = np.cumsum(fp_k[:, :, sel], axis=-1, dtype=np.int64)
+            n = tp_sum.shape[-1]
+            if n == 0:  # ground truth but no detection: zero recall and precision
+                recall[:, k, areas, m], precision[:, :, k, areas, m] = 0, 0
+                continue
+            rc = tp_sum / total
+            pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
+            recall[:, k, areas, m] = rc[..., -1]
+            envelope = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]  # precision made monotone
+            first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total[..., 0], (num_t, len(areas))))
+            first = first.reshape(num_t, len(areas), num_r)  # [T, A', R] searchsorted(rc, recall thresholds)
+            q = np.take_along_axis(envelope, np.minimum(first, n - 1), axis=-1)
+            precision[:, :, k, areas, m] = np.where(first < n, q, 0).transpose(0, 2, 1)
+    return precision, recall
+
+
+def _first_reaching(tp_sum: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``searchsorted(tp_sum[i] / total[i], RECALL_THRESHOLDS, 'left')`` for every row at once, ``int64[rows, R]``.
+
+    Recall ``c / total`` is monotone in the integer count ``c``, so each threshold becomes the least count whose
+    float quotient reaches it, and one ``searchsorted`` over rows offset by ``row * (n + 1)`` answers all rows.
+    """
+    rows, n = tp_sum.shape
+    total = total.reshape(-1, 1).astype(np.float64)
+    need = np.maximum(np.floor(RECALL_THRESHOLDS * total) - 1, 0)  # [rows, R], at most a count or two short
+    for _ in range(4):
+        need += need / total < RECALL_THRESHOLDS
+    need = np.minimum(need, n + 1).astype(np.int64)
+    offset = (np.arange(rows) * (n + 1))[:, None]
+    return np.searchsorted((tp_sum + offset).reshape(-1), need + offset) - np.arange(rows)[:, None] * n
+
+
+def _summarize(values: np.ndarray, ap: int, iou: float | None, area: int, max_dets: list[int], at: int) -> float:
+    """One summary number: the mean of the measured cells (``> -1``), ``-1`` if none (pycocotools' _summarize)."""
+    if iou is not None:
+        values = values[np.where(iou == IOU_THRESHOLDS)[0]]
+    m = [i for i, d in enumerate(max_dets) if d == at]
+    values = values[..., area, :][..., m]
+    return float(np.mean(values[values > -1])) if (values > -1).any() else -1.0

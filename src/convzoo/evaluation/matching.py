@@ -1,0 +1,124 @@
+"""Detection-to-ground-truth similarities and pycocotools' greedy matching, vectorized over groups and thresholds.
+
+A *group* is one (image, category) pair. Within a group, detections are in decreasing score order and ground truths
+in file order. Similarities are computed for all (detection, ground truth) pairs of a group at once; the greedy
+matching then walks the detections of every group in lockstep (step ``p`` handles the ``p``-th candidate of each
+group), for all IoU thresholds and area ranges together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def group_pairs(det_group: np.ndarray, gt_group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (detection, ground truth) index pairs that share a group, detection-major.
+
+    ``det_group`` and ``gt_group`` are ``int64[D]``/``int64[G]`` group keys, each sorted ascending. Returns
+    ``(pair_det, pair_gt)``, ``int64[P]`` each: for every detection in order, the ground truths of its group in order.
+    """
+    start = np.searchsorted(gt_group, det_group, side="left")
+    count = np.searchsorted(gt_group, det_group, side="right") - start  # [D] ground truths in each det's group
+    pair_det = np.repeat(np.arange(len(det_group)), count)
+    offset = np.arange(len(pair_det)) - np.repeat(np.cumsum(count) - count, count)  # position within the group
+    return pair_det, np.repeat(start, count) + offset
+
+
+def box_iou_pairs(det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
+    """IoU of paired ``(x, y, w, h)`` boxes, ``float64[P, 4]`` each, in the exact float64 arithmetic of pycocotools'
+    ``bbIou`` (maskApi.c). For a crowd ground truth the union is the detection's area alone (COCO's crowd rule).
+    """
+    dx, dy, dw, dh = det_boxes.T
+    gx, gy, gw, gh = gt_boxes.T
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    det_area = dw * dh
+    union = np.where(gt_crowd, det_area, det_area + gw * gh - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((w > 0) & (h > 0), inter / union, 0.0)
+
+
+def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
+                   pair_group: np.ndarray) -> np.ndarray:
+    """Mask IoU of every pair from :func:`group_pairs` (``pair_group`` ascending), one ``pycocotools.mask.iou`` call
+    per group; RLEs are compressed, and a crowd ground truth again divides by the detection's area only.
+    """
+    out = np.empty(len(pair_det))
+    starts = np.flatnonzero(np.r_[True, pair_group[1:] != pair_group[:-1]])
+    for s, e in zip(starts.tolist(), np.r_[starts[1:], len(pair_det)].tolist()):
+        dets = np.unique(pair_det[s:e])
+        gts = pair_gt[s:s + (e - s) // len(dets)]  # detection-major: the first detection's row lists every gt
+        iou = mask_utils.iou([det_rles[i] for i in dets], [gt_rles[j] for j in gts], gt_crowd[gts].astype(np.uint8))
+        out[s:e] = np.asarray(iou, dtype=np.float64).reshape(-1)
+    return out
+
+
+def oks_pairs(det_kpts: np.ndarray, gt_kpts: np.ndarray, gt_boxes: np.ndarray, gt_area: np.ndarray,
+              sigmas: np.ndarray) -> np.ndarray:
+    """Object keypoint similarity of paired keypoint sets (COCO keypoint evaluation, pycocotools ``computeOks``).
+
+    ``det_kpts``/``gt_kpts`` are ``float64[P, K, 3]`` ``(x, y, v)``; ``gt_boxes`` ``(x, y, w, h)`` and ``gt_area``
+    belong to the ground truth. OKS = mean over labelled keypoints of exp(-d^2 / (2 s^2 (2 sigma)^2)) with
+    s^2 = area; a ground truth without labelled keypoints measures the distance to twice its box instead.
+    Pairs are grouped by their number of labelled keypoints so the sum runs over the same compressed vector as
+    pycocotools' (identical rounding).
+    """
+    variances = (sigmas * 2) ** 2
+    visible = gt_kpts[..., 2] > 0  # [P, K]
+    labelled = visible.sum(1)
+    xd, yd = det_kpts[..., 0], det_kpts[..., 1]
+    x0, y0 = gt_boxes[:, :1] - gt_boxes[:, 2:3], gt_boxes[:, 1:2] - gt_boxes[:, 3:4]
+    x1, y1 = gt_boxes[:, :1] + gt_boxes[:, 2:3] * 2, gt_boxes[:, 1:2] + gt_boxes[:, 3:4] * 2
+    outside_x = np.maximum(0, x0 - xd) + np.maximum(0, xd - x1)
+    outside_y = np.maximum(0, y0 - yd) + np.maximum(0, yd - y1)
+    dx = np.where(labelled[:, None] > 0, xd - gt_kpts[..., 0], outside_x)
+    dy = np.where(labelled[:, None] > 0, yd - gt_kpts[..., 1], outside_y)
+    e = (dx**2 + dy**2) / variances / (gt_area[:, None] + np.spacing(1)) / 2  # [P, K]
+    out = np.empty(len(e))
+    for n in np.unique(labelled).tolist():
+        rows = np.flatnonzero(labelled == n)
+        chosen = np.exp(-e[rows][visible[rows]].reshape(len(rows), n)) if n else np.exp(-e[rows])
+        out[rows] = chosen.sum(1) / chosen.shape[1]
+    return out
+
+
+def greedy_match(sim: np.ndarray, cand_group: np.ndarray, gt_crowd: np.ndarray,
+                 gt_ignore: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pycocotools' ``evaluateImg`` matching for many groups at once.
+
+    ``sim`` is ``float64[C, H]``: one row per candidate detection (groups contiguous, each in decreasing score order),
+    one column per ground-truth slot of its group (``-1`` for padding). ``cand_group`` is ``int64[C]`` (ascending),
+    ``gt_crowd`` ``bool[B, H]`` and ``gt_ignore`` ``bool[B, A, H]`` per group (``B`` groups, ``A`` area ranges).
+
+    Rule, for each threshold t and area range: a detection takes, among the ground truths not yet taken (crowds can
+    be taken again) with similarity >= t, the one with the highest similarity, preferring any regular ground truth
+    over an ignored one; ties go to the later ground truth (pycocotools scans them in order and keeps ``>=``).
+    Returns ``(hit bool[C, T, A], slot int64[C, T, A], slot_ignored bool[C, T, A])``.
+    """
+    num_groups, areas, width = gt_ignore.shape
+    thr = np.minimum(thresholds, 1 - 1e-10)[None, :, None, None]  # pycocotools caps t below 1
+    starts = np.searchsorted(cand_group, np.arange(num_groups))
+    counts = np.diff(np.r_[starts, len(cand_group)])
+    order = np.argsort(-counts, kind="stable")  # busiest groups first: step p touches a prefix
+    starts, counts = starts[order], counts[order]
+    crowd, ignore = gt_crowd[order][:, None, None, :], gt_ignore[order][:, None, :, :]  # [B, 1, 1|A, H]
+    taken = np.zeros((num_groups, len(thresholds), areas, width), dtype=bool)
+    hit = np.zeros((len(sim), len(thresholds), areas), dtype=bool)
+    slot = np.zeros(hit.shape, dtype=np.int64)
+    for p in range(int(counts.max(initial=0))):
+        n = int(np.count_nonzero(counts > p))
+        row = sim[starts[:n] + p][:, None, None, :]  # [n, 1, 1, H]
+        ok = (row >= thr) & (~taken[:n] | crowd[:n])  # [n, T, A, H]
+        regular = ok & ~ignore[:n]
+        allowed = np.where(regular.any(-1, keepdims=True), regular, ok)
+        best = width - 1 - np.argmax(np.where(allowed, row, -np.inf)[..., ::-1], axis=-1)  # last maximum, [n, T, A]
+        found = allowed.any(-1)
+        g, t, a = np.nonzero(found)
+        taken[g, t, a, best[g, t, a]] = True
+        hit[starts[:n] + p] = found
+        slot[starts[:n] + p] = best
+    slot_ignored = np.take_along_axis(np.broadcast_to(gt_ignore[cand_group][:, None], (*hit.shape, width)),
+                                      slot[..., None], axis=-1)[..., 0] & hit
+    return hit, slot, slot_ignored
