@@ -96,15 +96,16 @@ def bboxes_training(anchors: Array, gold_classes: Array, gold_bboxes: Array,
         class_dtype = gold_classes_t.dtype
     else:
         class_dtype = torch.int64
-    num_anchors, num_gold = len(anchors_t), len(gold_bboxes_t)
+    num_anchors, num_gold, device = len(anchors_t), len(gold_bboxes_t), anchors_t.device
 
-    assigned = torch.full((num_anchors,), -1, dtype=torch.int64)
+    assigned = torch.full((num_anchors,), -1, dtype=torch.int64, device=device)
     if num_gold and num_anchors:
         iou = box_iou(_xyxy(gold_bboxes_t), _xyxy(anchors_t))  # [G, N]
         # step 1: scatter each gold index onto its best anchor, keeping the smallest gold index per anchor
         best_anchor = iou.argmax(dim=1)  # [G], argmax returns the first maximum
-        gold_index = torch.arange(num_gold)
-        claimed = torch.full((num_anchors,), num_gold).scatter_reduce(0, best_anchor, gold_index, reduce="amin")
+        gold_index = torch.arange(num_gold, device=device)
+        claimed = torch.full((num_anchors,), num_gold, device=device)
+        claimed = claimed.scatter_reduce(0, best_anchor, gold_index, reduce="amin")
         assigned = torch.where(claimed < num_gold, claimed, assigned)
         # step 2: unused anchors take their best gold object above the threshold
         best_gold = iou.argmax(dim=0)  # [N]
@@ -113,9 +114,9 @@ def bboxes_training(anchors: Array, gold_classes: Array, gold_bboxes: Array,
         assigned[take] = best_gold[take]
 
     matched = assigned >= 0
-    anchor_classes = torch.zeros(num_anchors, dtype=class_dtype)
+    anchor_classes = torch.zeros(num_anchors, dtype=class_dtype, device=device)
     anchor_classes[matched] = 1 + gold_classes_t.reshape(-1)[assigned[matched]].to(class_dtype)
-    anchor_bboxes = torch.zeros(num_anchors, 4, dtype=anchors_t.dtype)
+    anchor_bboxes = torch.zeros(num_anchors, 4, dtype=anchors_t.dtype, device=device)
     anchor_bboxes[matched] = bboxes_to_rcnn(anchors_t[matched], gold_bboxes_t[assigned[matched]])
     return _like(anchor_classes, anchors), _like(anchor_bboxes, anchors)
 
