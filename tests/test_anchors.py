@@ -62,6 +62,9 @@ def test_generator_levels_and_counts():
     assert torch.equal(p3[:3], generator.cell(0))  # position (0, 0): centered at the origin
     assert torch.equal(p3[3:6], generator.cell(0) + torch.tensor([8.0, 0, 8, 0]))  # stride 64 // 8 = 8
     assert generator((64, 64), [(8, 8), (4, 4)])[0] is p3  # cached per shape
+    uncached = AnchorGenerator(sizes=((32,), (64, 128)), aspect_ratios=(0.5, 1.0, 2.0), cache_size=0)
+    first = uncached((64, 64), [(8, 8), (4, 4)])[0]
+    assert torch.equal(first, p3) and uncached((64, 64), [(8, 8), (4, 4)])[0] is not first
     assert generator.state_dict() == {}
 
 

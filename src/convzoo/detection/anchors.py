@@ -69,7 +69,8 @@ class AnchorGenerator(nn.Module):
     ``sizes`` holds one tuple of sizes per level, e.g. ``((128, 256, 512),)`` for the paper's single map or
     ``((32,), (64,), (128,), (256,), (512,))`` for FPN; ``aspect_ratios`` is one tuple per level or a single tuple
     of numbers shared by all levels. The cell anchors are non-persistent buffers, so ``.to(device)`` moves them and
-    state dicts stay free of them (as torchvision's, which keeps them outside the state dict too).
+    state dicts stay free of them (as torchvision's, which keeps them outside the state dict too). The grids of the
+    last ``cache_size`` distinct (level, shape, stride, device, dtype) are kept; ``cache_size=0`` caches nothing.
     """
 
     def __init__(self, sizes: Sequence[Sequence[float]] = ((128, 256, 512),),
@@ -118,11 +119,14 @@ class AnchorGenerator(nn.Module):
             cell = self.cell(level)
             stride = (stride, stride) if isinstance(stride, (int, float)) else tuple(stride)
             key = (level, tuple(feature_size), stride, cell.device, cell.dtype)
-            if key not in self._cache:
-                if len(self._cache) >= self.cache_size:
-                    self._cache.pop(next(iter(self._cache)))  # drop the oldest entry
-                self._cache[key] = grid_anchors(tuple(feature_size), stride, cell)
-            anchors.append(self._cache[key])
+            level_anchors = self._cache.get(key)
+            if level_anchors is None:
+                level_anchors = grid_anchors(tuple(feature_size), stride, cell)
+                if self.cache_size > 0:
+                    if len(self._cache) >= self.cache_size:
+                        self._cache.pop(next(iter(self._cache)))  # drop the oldest entry
+                    self._cache[key] = level_anchors
+            anchors.append(level_anchors)
         return anchors
 
     def extra_repr(self) -> str:
