@@ -1,0 +1,242 @@
+"""NASNet-A (Zoph et al. 2017, "Learning Transferable Architectures for Scalable Image Recognition").
+
+Every cell is built from one genotype table (``nasnet_genotype.py``): the normal cell (stride 1) and the reduction
+cell (stride 2) differ only in their table. The ImageNet network (Figure 2, right) is a 3x3/2 stem convolution,
+two reduction cells with filters/4 and filters/2 ("stem cells"), then N normal cells, a reduction cell, N normal
+cells, a reduction cell and N normal cells, the filters doubling at each reduction; ReLU, global average pooling,
+dropout 0.5, linear. "NASNet-A (N @ P)" names N and the penultimate width P = 24 x filters (6 x 4 x filters).
+
+| model | N @ P | input | params | mult-adds (paper, Table 2/3) |
+|---|---|---|---|---|
+| ``nasnet_a_mobile`` | 4 @ 1056 | 224 | 5.3 M | 564 M |
+| ``nasnet_a_large`` | 6 @ 4032 | 331 | 88.9 M | 23.8 G |
+
+Where the paper is silent the released TF-slim model decides: BN eps 0.001; TF ``same`` padding for every
+separable convolution and pooling (asymmetric when strided); the previous state h_{i-1} is brought to the current
+shape by a factorized reduction (two 1x1 convolutions on the two pixel-shifted halves of a stride-2 subsampling)
+when its resolution is higher, by ReLU-1x1-BN otherwise; the mobile model feeds the cell after a reduction with the
+last normal cell as h_{i-1}, the large model with the one before (``skip_reduction_layer_input``).
+Not included: the auxiliary head and ScheduledDropPath of the paper's training.
+
+Parameter names follow timm's ``nasnetalarge`` (``conv0``, ``cell_stem_0``, ``cell_0``..., ``reduction_cell_0``,
+``comb_iter_{block}_{left|right}.separable_1.depthwise_conv2d``, ``last_linear``), so its weights load by name.
+timm's 3x3/2 average poolings count the zeros of the ``same`` padding in each average, TF does not:
+``count_include_pad=True`` reproduces timm's logits, the default reproduces TF.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convzoo.layers import avg_pool, conv, global_avg_pool, max_pool, pad_same
+from convzoo.models.base import Classifier, FeatureInfo
+from convzoo.models.nasnet_genotype import NASNET_A_NORMAL, NASNET_A_REDUCTION, Genotype
+from convzoo.registry import register_model
+
+BN_EPS = 0.001
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU -> 1x1 conv (no bias) -> BN: brings a state to ``out_channels`` channels."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = conv(2, in_channels, out_channels, 1, bias=False)
+        self.bn = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(F.relu(x)))
+
+
+class SeparableConv(nn.Module):
+    """Depthwise kxk conv (``same`` padding, stride) followed by a pointwise 1x1 conv, no biases."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.depthwise_conv2d = conv(2, in_channels, in_channels, kernel, stride, padding="same", groups=in_channels,
+                                     bias=False)
+        self.pointwise_conv2d = conv(2, in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv2d(self.depthwise_conv2d(x))
+
+
+class StackedSeparable(nn.Module):
+    """The paper's "kxk separable conv": (ReLU, separable conv, BN) twice, the stride in the first."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.separable_1 = SeparableConv(in_channels, out_channels, kernel, stride)
+        self.bn_sep_1 = _bn(out_channels)
+        self.separable_2 = SeparableConv(out_channels, out_channels, kernel, 1)
+        self.bn_sep_2 = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn_sep_1(self.separable_1(F.relu(x)))
+        return self.bn_sep_2(self.separable_2(F.relu(x)))
+
+
+class ZeroPaddedAvgPool(nn.Module):
+    """kxk average pooling after explicit TF-``same`` zero padding, the zeros counted (timm's strided pooling)."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = pad_same(x, (self.kernel,) * 2, (self.stride,) * 2, (1, 1))
+        return F.avg_pool2d(padded, self.kernel, self.stride)
+
+
+def make_operation(op: str, in_channels: int, filters: int, stride: int, count_include_pad: bool) -> nn.Module:
+    """One operation of the genotype applied to a state of ``in_channels`` channels, giving ``filters`` channels."""
+    if op.startswith("sep"):
+        return StackedSeparable(in_channels, filters, int(op[3:]), stride)
+    if in_channels != filters:
+        raise ValueError(f"operation {op!r} keeps the {in_channels} channels of its input, the cell needs {filters}")
+    if op == "none":
+        if stride != 1:
+            raise ValueError("an identity ('none') cannot reduce a state; the genotype applies it with stride 2")
+        return nn.Identity()
+    if op == "max3":
+        return max_pool(2, 3, stride, padding="same")
+    if op == "avg3":
+        if stride > 1 and count_include_pad:
+            return ZeroPaddedAvgPool(3, stride)
+        return avg_pool(2, 3, stride, padding="same")
+    raise ValueError(f"unknown NASNet operation {op!r}")
+
+
+class Cell(nn.Module):
+    """A NASNet-A cell: (h_i Tensor[N, C_i, H, W], h_{i-1} Tensor[N, C_prev, H', W']) -> Tensor[N, C_out, H/s, W/s].
+
+    ``prev_mode``: "raw" uses h_{i-1} as it comes (first stem cell, where h_{i-1} = h_i = the stem convolution),
+    "factorized" halves its resolution (H' = 2H), "1x1" only adapts its channels.
+    """
+
+    def __init__(self, genotype: Genotype, reduction: bool, cur_channels: int, prev_channels: int, filters: int,
+                 prev_mode: str, count_include_pad: bool = False) -> None:
+        super().__init__()
+        self.genotype, self.prev_mode = genotype, prev_mode
+        self.conv_1x1 = ReLUConvBN(cur_channels, filters)
+        if prev_mode == "factorized":
+            self.path_1 = nn.Sequential(OrderedDict(conv=conv(2, prev_channels, filters // 2, 1, bias=False)))
+            self.path_2 = nn.Sequential(OrderedDict(conv=conv(2, prev_channels, filters - filters // 2, 1,
+                                                              bias=False)))
+            self.final_path_bn = _bn(filters)
+            prev_channels = filters
+        elif prev_mode == "1x1":
+            self.conv_prev_1x1 = ReLUConvBN(prev_channels, filters)
+            prev_channels = filters
+        elif prev_mode != "raw":
+            raise ValueError(f"prev_mode must be 'raw', 'factorized' or '1x1', got {prev_mode!r}")
+        channels = [filters, prev_channels]
+        for k, block in enumerate(genotype.blocks):
+            for side, (op, state) in zip(("left", "right"), block):
+                stride = 2 if reduction and state < 2 else 1
+                self.add_module(f"comb_iter_{k}_{side}",
+                                make_operation(op, channels[state], filters, stride, count_include_pad))
+            channels.append(filters)
+        self.out_channels = sum(channels[i] for i in genotype.concat)
+
+    def _adjust_prev(self, prev: torch.Tensor) -> torch.Tensor:
+        if self.prev_mode == "1x1":
+            return self.conv_prev_1x1(prev)
+        if self.prev_mode == "raw":
+            return prev
+        # factorized reduction: 1x1/2 on the even pixels, and on the odd ones (shifted by one, zero past the border)
+        prev = F.relu(prev)
+        shifted = F.pad(prev, (0, 1, 0, 1))[:, :, 1:, 1:]
+        halves = [self.path_1(prev[:, :, ::2, ::2]), self.path_2(shifted[:, :, ::2, ::2])]
+        return self.final_path_bn(torch.cat(halves, dim=1))
+
+    def forward(self, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        states = [self.conv_1x1(cur), self._adjust_prev(prev)]
+        for k, ((_, left), (_, right)) in enumerate(self.genotype.blocks):
+            states.append(getattr(self, f"comb_iter_{k}_left")(states[left]) +
+                          getattr(self, f"comb_iter_{k}_right")(states[right]))
+        return torch.cat([states[i] for i in self.genotype.concat], dim=1)
+
+
+class NASNetA(Classifier):
+    """NASNet-A (N @ P) for ImageNet; input Tensor[N, in_chans, H, W] (224 mobile, 331 large; at least 32x32)."""
+
+    classifier_name = "last_linear"
+
+    def __init__(self, *, cells_per_stage: int, penultimate_filters: int, stem_filters: int,
+                 skip_reduction_layer_input: bool, input_size: int, num_classes: int = 1000, in_chans: int = 3,
+                 dropout: float = 0.5, count_include_pad: bool = False) -> None:
+        super().__init__()
+        filters = penultimate_filters // 24
+        self.in_chans, self.num_classes, self.num_features = in_chans, num_classes, 6 * 4 * filters
+        self.default_input_size = (in_chans, input_size, input_size)
+        self.conv0 = nn.Sequential(OrderedDict(conv=conv(2, in_chans, stem_filters, 3, 2, padding="valid", bias=False),
+                                               bn=_bn(stem_filters)))
+        # outputs[j] = (channels, stride) of the j-th computed state; schedule = (cell name, cur index, prev index)
+        outputs: list[tuple[int, int]] = [(stem_filters, 2)]
+        self.schedule: list[tuple[str, int, int]] = []
+
+        def add(name: str, genotype: Genotype, cur: int, prev: int, cell_filters: int, raw_prev: bool = False) -> None:
+            reduction = genotype is NASNET_A_REDUCTION
+            (cur_ch, cur_stride), (prev_ch, prev_stride) = outputs[cur], outputs[prev]
+            mode = "raw" if raw_prev else ("factorized" if prev_stride < cur_stride else "1x1")
+            cell = Cell(genotype, reduction, cur_ch, prev_ch, cell_filters, mode, count_include_pad)
+            self.add_module(name, cell)
+            self.schedule.append((name, cur, prev))
+            outputs.append((cell.out_channels, cur_stride * (2 if reduction else 1)))
+
+        # the ImageNet stem (TF-slim ``_imagenet_stem``): two reduction cells at filters/4 and filters/2
+        add("cell_stem_0", NASNET_A_REDUCTION, 0, 0, filters // 4, raw_prev=True)
+        add("cell_stem_1", NASNET_A_REDUCTION, 1, 0, filters // 2)
+        # TF-slim ``_build_nasnet_base``: reductions before cells N and 2N; h_{i-1} of the cell after a reduction is
+        # the last normal cell (mobile) or the one before it (large, ``skip_reduction_layer_input``)
+        history, scale = [0, 1, 2], 1
+        for cell_num in range(3 * cells_per_stage):
+            prev = history[-2]
+            if cell_num in (cells_per_stage, 2 * cells_per_stage):
+                scale *= 2
+                add(f"reduction_cell_{cell_num // cells_per_stage - 1}", NASNET_A_REDUCTION, history[-1], history[-2],
+                    filters * scale)
+                history.append(len(outputs) - 1)
+                if not skip_reduction_layer_input:
+                    prev = history[-2]
+            add(f"cell_{cell_num}", NASNET_A_NORMAL, history[-1], prev, filters * scale)
+            history.append(len(outputs) - 1)
+        self.feature_info = [FeatureInfo("cell_stem_0", outputs[1][0], 4)] + [
+            FeatureInfo(f"cell_{(s + 1) * cells_per_stage - 1}", 6 * filters * 2 ** s, 8 * 2 ** s) for s in range(3)]
+        self.avgpool = global_avg_pool(2)
+        self.dropout = nn.Dropout(dropout)
+        self.last_linear = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Tensor[N, in_chans, H, W] -> ReLU of the last cell, Tensor[N, P, H/32, W/32] (rounded up)."""
+        outputs = [self.conv0(x)]
+        for name, cur, prev in self.schedule:
+            outputs.append(getattr(self, name)(outputs[cur], outputs[prev]))
+        return F.relu(outputs[-1])
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.last_linear(x)
+
+
+@register_model
+def nasnet_a_mobile(**kwargs) -> NASNetA:
+    """NASNet-A Mobile (4 @ 1056) at 224x224: 5.3 M parameters, 564 M mult-adds (Table 3)."""
+    return NASNetA(cells_per_stage=4, penultimate_filters=1056, stem_filters=32, skip_reduction_layer_input=False,
+                   input_size=224, **kwargs)
+
+
+@register_model
+def nasnet_a_large(**kwargs) -> NASNetA:
+    """NASNet-A Large (6 @ 4032) at 331x331: 88.9 M parameters, 23.8 G mult-adds (Table 2); timm-compatible names."""
+    return NASNetA(cells_per_stage=6, penultimate_filters=4032, stem_filters=96, skip_reduction_layer_input=True,
+                   input_size=331, **kwargs)
