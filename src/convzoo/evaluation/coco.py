@@ -93,6 +93,8 @@ def _column(records: list, key: str, kind: str, default: Any = None) -> list:
 
 def _numbers(values: list, records: list, kind: str, key: str, width: int | None = None) -> np.ndarray:
     """A float64 array of ``values`` (scalars or rows of ``width``), rejecting non-numbers and NaN/inf by record."""
+    if not values:
+        return np.zeros((0,) if width is None else (0, width))
     try:
         array = np.asarray(values, dtype=np.float64)
         good = array.ndim == (1 if width is None else 2) and (width is None or array.shape[1] == width)
@@ -147,7 +149,7 @@ def _sorted_unique_ids(records: list, kind: str) -> list:
 
 
 def _nonnegative(array: np.ndarray, records: list, kind: str, what: str) -> None:
-    bad = (array < 0).reshape(len(array), -1).any(1)
+    bad = (array < 0).reshape(len(array), -1).any(1) if len(array) else np.zeros(0, dtype=bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{_record(records, kind, i)}: negative {what}; {bad.sum()} such records")

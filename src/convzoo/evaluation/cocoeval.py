@@ -92,8 +92,10 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
         raise ValueError(f"bbox and segm summaries need 3 max_dets values (as pycocotools), got {max_dets}")
     areas = {k: v for k, v in AREA_RANGES.items() if not (keypoints and k == "small")}
     area_lo, area_hi = (np.array([r[i] for r in areas.values()])[:, None] for i in (0, 1))  # [A, 1]
-    gt_keep = _selected(gt, gt.image, gt.category, image_ids, category_ids)
-    det_keep = _selected(gt, dets.image, dets.category, image_ids, category_ids)
+    wanted_images, wanted_cats = _wanted(gt.image_ids, image_ids, "image"), _wanted(gt.category_ids, category_ids,
+                                                                                  "category")
+    gt_keep = wanted_images[gt.image] & wanted_cats[gt.category]
+    det_keep = wanted_images[dets.image] & wanted_cats[dets.category]
     num_images = len(gt.image_ids)
     num_cats = len(gt.category_ids) if use_categories else 1
     gt_cat = gt.category if use_categories else np.zeros_like(gt.category)
@@ -125,26 +127,30 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     # per category: score, then image, then position within the image (pycocotools' two stable sorts)
     order = np.lexsort((np.arange(len(d_idx)), dets.image[d_idx], -dets.score[d_idx], det_cat[d_idx]))
     precision, recall = _accumulate(tp, fp, order, det_cat[d_idx][order], rank[order], npig, max_dets)
+    chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)
+    precision, recall = precision[:, :, chosen], recall[:, chosen]  # K = the evaluated categories only
     table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
     at = [20] * len(table) if keypoints else [max_dets[s[-1]] for s in DETECTION_STATS]
     stats = {name: _summarize(precision if ap else recall, ap, thr, list(areas).index(area), max_dets, m)
              for (name, ap, thr, area), m in zip(table, at)}
-    names = gt.category_names if use_categories else ["all"]
-    cats = gt.category_ids if use_categories else [-1]
-    counts = {"images": len(set(gt.image[gt_keep].tolist()) | set(dets.image[det_keep].tolist())),
-              "ground_truths": len(g_idx), "detections": len(d_idx), "detections_beyond_max_dets": beyond}
+    names = [gt.category_names[k] for k in chosen] if use_categories else ["all"]
+    cats = [gt.category_ids[k] for k in chosen] if use_categories else [-1]
+    counts = {"images": int(wanted_images.sum()), "ground_truths": len(g_idx), "detections": len(d_idx),
+              "detections_beyond_max_dets": beyond}
     return CocoResult(iou_type, stats, precision, recall, cats, names, areas, max_dets, counts)
 
 
-def _selected(gt: CocoGroundTruth, image: np.ndarray, category: np.ndarray, image_ids, category_ids) -> np.ndarray:
-    keep = np.ones(len(image), dtype=bool)
-    for ids, table, index in ((image_ids, gt.image_ids, image), (category_ids, gt.category_ids, category)):
-        if ids is not None:
-            wanted = np.zeros(len(table), dtype=bool)
-            lookup = {v: i for i, v in enumerate(table)}
-            wanted[[lookup[i] for i in ids if i in lookup]] = True
-            keep &= wanted[index]
-    return keep
+def _wanted(table: list, ids: list | None, what: str) -> np.ndarray:
+    """``bool[len(table)]``: which of the ground truth's ids to evaluate (all when ``ids`` is None)."""
+    if ids is None:
+        return np.ones(len(table), dtype=bool)
+    lookup = {v: i for i, v in enumerate(table)}
+    unknown = [i for i in ids if i not in lookup]
+    if unknown:
+        raise ValueError(f"{len(unknown)} {what} ids to evaluate are not in the ground truth, e.g. {unknown[0]!r}")
+    wanted = np.zeros(len(table), dtype=bool)
+    wanted[[lookup[i] for i in ids]] = True
+    return wanted
 
 
 def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas) -> np.ndarray:
