@@ -106,7 +106,7 @@ def random_set(seed: int, images: int = 12, categories: int = 4, segm: bool = Fa
     detections, a category only in the ground truth and one only in the detections, crowds, score and IoU ties,
     more than 100 detections in one (image, category), boxes on a coarse grid."""
     rng = np.random.default_rng(seed)
-    size = 120
+    size = 200
     cats = [{"id": c, "name": f"c{c}"} for c in (3, 7, 11, 20)[:categories]]
     gt = {"images": [{"id": 100 + i, "height": size, "width": size} for i in range(images)], "annotations": [],
           "categories": cats}
@@ -116,7 +116,7 @@ def random_set(seed: int, images: int = 12, categories: int = 4, segm: bool = Fa
             continue  # an image without ground truth (it still gets detections below)
         for _ in range(rng.integers(0, 8)):
             x, y = rng.integers(0, 80, 2).tolist()
-            w, h = rng.integers(2, 41, 2).tolist() if rng.uniform() < 0.7 else rng.integers(40, 100, 2).tolist()
+            w, h = rng.integers(2, 41, 2).tolist() if rng.uniform() < 0.7 else rng.integers(40, 160, 2).tolist()
             w, h = min(w, size - x), min(h, size - y)
             cat = cats[int(rng.integers(0, categories - 1))]["id"]  # the last category never has ground truth
             crowd = int(rng.uniform() < 0.1)
