@@ -2,10 +2,13 @@
 
 In memory: ``evaluate_coco(gt_dict, result_dicts, iou_type="bbox").stats`` (a dict by name, pycocotools' order).
 From files: ``evaluate_coco(read_json(gt_path), read_json(dets_path))``.
+VOC: ``evaluate_voc(read_voc_folder("Annotations"), result_dicts, use_07_metric=True).mean_ap``.
 """
 
 from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth, read_json
 from convzoo.evaluation.cocoeval import CocoResult, evaluate_coco
+from convzoo.evaluation.voc import VocResult, evaluate_voc, read_voc_folder, read_voc_xml, voc_ap, voc_class_ap
 
-__all__ = ["CocoDetections", "CocoGroundTruth", "CocoResult", "evaluate_coco", "parse_detections",
-           "parse_ground_truth", "read_json"]
+__all__ = ["CocoDetections", "CocoGroundTruth", "CocoResult", "VocResult", "evaluate_coco", "evaluate_voc",
+           "parse_detections", "parse_ground_truth", "read_json", "read_voc_folder", "read_voc_xml", "voc_ap",
+           "voc_class_ap"]
