@@ -2,7 +2,7 @@
 
     python benchmarks/bench_detection_boxes.py [--repeats 20] [--threads 1]
 
-Prints, per operation, the median time of torchvision and of convzoo and their ratio (> 1: convzoo is slower),
+Prints, per operation, the median time (the two timed alternately) of torchvision and of convzoo and their ratio (> 1: convzoo is slower),
 after checking that both give the same result. Sizes are those of Faster R-CNN R50-FPN on an 800x1216 image:
 about 242k anchors, 2000 proposals, 20 ground-truth boxes, 512 RoIs x 91 classes.
 """
@@ -24,14 +24,16 @@ from torchvision.models.detection.image_list import ImageList
 from convzoo.detection import anchors, boxes, matcher, sampler
 
 
-def median_seconds(function: Callable[[], object], repeats: int) -> float:
-    function()  # warm-up
-    times = []
+def median_seconds(reference: Callable[[], object], ours: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of both, timed alternately so that both see the same load of a shared machine."""
+    reference(), ours()  # warm-up
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for function, record in ((reference, times[0]), (ours, times[1])):
+            start = time.perf_counter()
+            function()
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def random_boxes(n: int, size: float = 800.0) -> torch.Tensor:
@@ -93,7 +95,7 @@ def main() -> None:
     print(f"{'operation':36s} {'torchvision ms':>15s} {'convzoo ms':>11s} {'ratio':>6s}")
     for name, reference, ours in cases():
         torch.testing.assert_close(ours(), reference(), rtol=1e-5, atol=1e-4)
-        t_reference, t_ours = median_seconds(reference, args.repeats), median_seconds(ours, args.repeats)
+        t_reference, t_ours = median_seconds(reference, ours, args.repeats)
         print(f"{name:36s} {t_reference * 1e3:15.3f} {t_ours * 1e3:11.3f} {t_ours / t_reference:6.2f}")
 
 

@@ -42,7 +42,8 @@ def elementwise_box_iou(a: Tensor, b: Tensor) -> Tensor:
     """
     top_left = torch.maximum(a[..., :2], b[..., :2])
     bottom_right = torch.minimum(a[..., 2:], b[..., 2:])
-    intersection = box_area(torch.cat([top_left, bottom_right], dim=-1))
+    sides = (bottom_right - top_left).clamp(min=0)  # [..., 2]: width and height of the intersection
+    intersection = sides[..., 0] * sides[..., 1]
     return intersection / (box_area(a) + box_area(b) - intersection)
 
 
