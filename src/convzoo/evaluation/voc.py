@@ -137,9 +137,10 @@ def read_voc_xml(path: str | Path) -> dict:
             raise ValueError(f"{path}: object {i} lacks a name or a numeric bndbox") from None
         if not (coords[2] >= coords[0] and coords[3] >= coords[1]):
             raise ValueError(f"{path}: object {i} ({name}) has xmax < xmin or ymax < ymin: {coords}")
-        difficult = obj.find("difficult")
-        objects.append({"name": name, "bbox": coords, "difficult": int(difficult is not None and difficult.text
-                                                                         and int(difficult.text) or 0)})
+        difficult = (obj.findtext("difficult") or "0").strip()
+        if difficult not in ("0", "1"):
+            raise ValueError(f"{path}: object {i} ({name}) has <difficult>{difficult}</difficult>, expected 0 or 1")
+        objects.append({"name": name, "bbox": coords, "difficult": int(difficult)})
     return {"filename": root.findtext("filename", path.stem), "width": int(float(size.findtext("width", 0))),
             "height": int(float(size.findtext("height", 0))), "objects": objects}
 
