@@ -8,8 +8,11 @@ Conventions, chosen to equal torchvision's ``AnchorGenerator`` bit for bit (so t
 into convzoo gives identical detections):
 
 * aspect ratio ``r = h / w`` and area ``size^2``: ``h = size * sqrt(r)``, ``w = size / sqrt(r)``;
-* the cell anchors are centered on 0 and **rounded** to integers (round half to even), as torchvision and the
-  original ``generate_anchors.py`` of py-faster-rcnn do; ``rounded=False`` keeps the exact sizes;
+* the cell anchors are centered on 0 and **rounded** to integer corners (round half to even), as torchvision
+  does; ``rounded=False`` keeps the exact sizes. Deliberate difference from the paper's code (py-faster-rcnn's
+  ``generate_anchors.py``): it rounds the sides at the base size 16 before scaling and counts pixels with "+1",
+  so its 1:2 anchor of size 128 is 184 x 96 pixels centered at (7.5, 7.5); here (and in torchvision) it is
+  182 x 90 centered at 0;
 * order within a position: ratio-major, ``index = ratio_index * len(sizes) + size_index``;
 * the anchors of position ``(i, j)`` are centered at ``(j * stride_x, i * stride_y)``, the top-left corner of the
   feature cell (torchvision), not its center ``((j + 0.5) * stride_x, ...)``; the RPN learns the offset.
