@@ -14,7 +14,7 @@ import difflib
 import fnmatch
 import importlib
 import pkgutil
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

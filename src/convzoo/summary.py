@@ -113,7 +113,7 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: 
     auxiliary heads in eval mode) are counted in ``total_params`` but have no MACs.
     """
     if input_size is None:
-        input_size = tuple(getattr(model, "default_input_size"))
+        input_size = tuple(model.default_input_size)
     input_size = tuple(int(s) for s in input_size)
     leaf_macs: dict[str, int] = {}
     outputs: dict[str, tuple[int, ...]] = {}

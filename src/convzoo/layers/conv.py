@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from convzoo.layers.padding import Padding, as_tuple, is_static_same, pad_same

@@ -9,7 +9,7 @@ At inference BN uses these exponential moving averages (EMA) of the mean and the
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 
-Padding = Union[str, int, Sequence[int]]
+Padding = str | int | Sequence[int]
 
 
 def as_tuple(value: int | Sequence[int], ndim: int, what: str = "value") -> tuple[int, ...]:

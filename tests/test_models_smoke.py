@@ -1,0 +1,59 @@
+"""One smoke test over every registered classifier, plus channels_last equality (STYLE.md principle 10)."""
+
+import pytest
+import torch
+
+import convzoo
+
+CLASSIFIERS = [n for n in convzoo.list_models() if convzoo.get_model_builder(n).__module__.startswith("convzoo.models")]
+# Models whose layers need a bigger input than the smoke test's default 64 pixels (fixed pooling windows).
+MIN_SPATIAL = {"googlenet": 224, "inception_v3": 96, "bn_inception": 224}
+SPEC = "CB-8-3-2-same,M-2-2,R-[C-8-3-1-same,CB-8-3-1-same],F,H-16,D-0.5"
+
+
+def _build(name: str, **kwargs):
+    if name == "spec":
+        kwargs.update(spec=SPEC, input_size=(16, 16))
+    return convzoo.create_model(name, **kwargs)
+
+
+def _small_input(model, name: str, batch: int = 2) -> torch.Tensor:
+    channels, *spatial = model.default_input_size
+    spatial = [min(s, MIN_SPATIAL.get(name, 64)) for s in spatial]
+    return torch.randn(batch, channels, *spatial)
+
+
+def _tensors(output):
+    if isinstance(output, torch.Tensor):
+        return [output]
+    return [t for item in output for t in _tensors(item)] if isinstance(output, (tuple, list)) else []
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_model_trains_and_predicts(name):
+    torch.manual_seed(0)
+    model = _build(name, num_classes=7)
+    x = _small_input(model, name).requires_grad_(True)
+    model.train()
+    outputs = _tensors(model(x))  # logits, or logits plus auxiliary logits
+    assert all(torch.isfinite(t).all() for t in outputs)
+    sum(t.sum() for t in outputs).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        logits = model(x.detach())
+    assert logits.shape == (2, 7) and torch.isfinite(logits).all()
+
+
+CHANNELS_LAST = ["vgg11_bn", "vgg11_lrn", "resnet50", "resnext50_32x4d", "resnet20", "wrn16_4", "plain20"]
+
+
+@pytest.mark.parametrize("name", CHANNELS_LAST + [n for n in MIN_SPATIAL if n in CLASSIFIERS])
+def test_channels_last_gives_the_same_outputs(name):
+    model = _build(name, num_classes=7).eval()
+    x = _small_input(model, name)
+    with torch.no_grad():
+        expected = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        got = model(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
