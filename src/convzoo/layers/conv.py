@@ -75,8 +75,8 @@ def _resolve_padding(padding: Padding, kernel: tuple[int, ...], stride: tuple[in
     return as_tuple(padding, ndim, "padding")
 
 
-def conv(ndim: int, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], stride: int | Sequence[int] = 1,
-         padding: Padding = "same", dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True) -> nn.Module:
+def conv(ndim: int, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
+         stride: int | Sequence[int] = 1, padding: Padding = "same", dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True) -> nn.Module:
     """A ``ndim``-dimensional convolution; ``padding`` is "valid", "same" (TF semantics, any stride) or numbers.
 
     Input Tensor[N, in_channels, *spatial] -> Tensor[N, out_channels, *spatial_out].
@@ -115,7 +115,7 @@ def max_pool(ndim: int, kernel_size: int | Sequence[int], stride: int | Sequence
 
 def avg_pool(ndim: int, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
              padding: Padding = "valid", ceil_mode: bool = False, count_include_pad: bool = False) -> nn.Module:
-    """Average pooling; padded positions are not counted unless ``count_include_pad`` (TF ``same`` never counts them)."""
+    """Average pooling; padding is not counted unless ``count_include_pad`` (TF ``same`` never counts it)."""
     return _pool(_AVG_POOL, _SAME_AVG_POOL, ndim, kernel_size, stride, padding, ceil_mode=ceil_mode,
                  count_include_pad=count_include_pad)
 
