@@ -76,7 +76,8 @@ def _resolve_padding(padding: Padding, kernel: tuple[int, ...], stride: tuple[in
 
 
 def conv(ndim: int, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
-         stride: int | Sequence[int] = 1, padding: Padding = "same", dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True) -> nn.Module:
+         stride: int | Sequence[int] = 1, padding: Padding = "same", dilation: int | Sequence[int] = 1,
+         groups: int = 1, bias: bool = True) -> nn.Module:
     """A ``ndim``-dimensional convolution; ``padding`` is "valid", "same" (TF semantics, any stride) or numbers.
 
     Input Tensor[N, in_channels, *spatial] -> Tensor[N, out_channels, *spatial_out].
