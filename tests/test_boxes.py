@@ -106,6 +106,8 @@ def test_clip_boxes():
     torch.testing.assert_close(clip_boxes(boxes, (15, 40)), torch.tensor([[0.0, 0, 40, 15], [10, 10, 20, 15]]))
     many = random_boxes(50, size=150) - 20
     torch.testing.assert_close(clip_boxes(many, (90, 120)), torchvision.ops.clip_boxes_to_image(many, (90, 120)))
+    per_class = many.reshape(25, 8)  # two boxes per row
+    torch.testing.assert_close(clip_boxes(per_class, (90, 120)), clip_boxes(many, (90, 120)).reshape(25, 8))
 
 
 def test_remove_small_boxes():
@@ -145,6 +147,14 @@ def test_encode_decode_agree_with_torchvision_box_coder(weights):
     deltas[:5, 2::4] = 50.0
     expected = coder.decode_single(deltas, anchors)
     assert torch.equal(decode_boxes(deltas, anchors, weights), expected)
+
+
+def test_decode_broadcasts_over_leading_axes():
+    anchors = random_boxes(30)
+    deltas = torch.randn(2, 30, 4, dtype=anchors.dtype)  # [B, N, 4] against the same anchors [N, 4]
+    batched = decode_boxes(deltas, anchors)
+    assert batched.shape == (2, 30, 4)
+    torch.testing.assert_close(batched[1], decode_boxes(deltas[1], anchors))
 
 
 def test_decode_clamps_before_exp():

@@ -88,11 +88,16 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
 
 
 def clip_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
-    """Clip ``boxes`` Tensor[..., 4] (xyxy) to an image of ``image_size = (height, width)``: x in [0, w], y in [0, h]."""
+    """Clip ``boxes`` Tensor[..., 4 * K] (xyxy groups) to an image ``image_size = (height, width)``.
+
+    Every x is clamped to [0, width] and every y to [0, height]; K > 1 clips per-class boxes in place of reshaping.
+    """
+    if boxes.shape[-1] % 4:
+        raise ValueError(f"clip_boxes expects boxes of shape [..., 4 * K], got {list(boxes.shape)}")
     height, width = image_size
     x = boxes[..., 0::2].clamp(min=0, max=width)
     y = boxes[..., 1::2].clamp(min=0, max=height)
-    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
+    return torch.stack([x, y], dim=-1).reshape(boxes.shape)  # (x1, y1), (x2, y2), ... interleaved back
 
 
 def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
@@ -158,7 +163,8 @@ def smooth_l1(input: Tensor, target: Tensor, beta: float = 1.0, reduction: str =
 
     Lecture (Fast R-CNN eq. 3), at ``beta = 1``: ``0.5 x^2`` if ``|x| < 1``, else ``|x| - 0.5``. In general
     ``0.5 x^2 / beta`` if ``|x| < beta``, else ``|x| - 0.5 beta``; ``beta = 0`` is the L1 loss. torchvision's RPN uses
-    ``beta = 1/9``. Equals ``torch.nn.functional.smooth_l1_loss``. The default reduction is ``"sum"``, as the R-CNN losses sum and then divide by the sample count.
+    ``beta = 1/9``. Equals ``torch.nn.functional.smooth_l1_loss``. The default reduction is ``"sum"``, as the
+    R-CNN losses sum and then divide by the sample count.
     """
     if beta < 0:
         raise ValueError(f"smooth_l1 expects beta >= 0, got {beta}")
