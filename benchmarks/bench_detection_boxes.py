@@ -2,9 +2,9 @@
 
     python benchmarks/bench_detection_boxes.py [--repeats 20] [--threads 1]
 
-Prints, per operation, the median time (the two timed alternately) of torchvision and of convzoo and their ratio (> 1: convzoo is slower),
-after checking that both give the same result. Sizes are those of Faster R-CNN R50-FPN on an 800x1216 image:
-about 242k anchors, 2000 proposals, 20 ground-truth boxes, 512 RoIs x 91 classes.
+Prints, per operation, the median time of torchvision and of convzoo (timed alternately) and their ratio
+(> 1: convzoo is slower), after checking that both give the same result. Sizes are those of Faster R-CNN
+R50-FPN on an 800x1216 image: about 242k anchors, 2000 proposals, 20 ground-truth boxes, 512 RoIs x 91 classes.
 """
 
 from __future__ import annotations

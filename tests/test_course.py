@@ -90,7 +90,8 @@ def test_bboxes_area_and_iou():
 
 def test_tensors_in_tensors_out():
     anchors = torch.tensor(TRAINING_ANCHORS, dtype=torch.float32)
-    classes, boxes = bboxes_training(anchors, torch.tensor([0, 1]), torch.tensor([[3.0, 3, 20, 18], [10, 1, 18, 21]]), 0.3)
+    gold = torch.tensor([[3.0, 3, 20, 18], [10, 1, 18, 21]])
+    classes, boxes = bboxes_training(anchors, torch.tensor([0, 1]), gold, 0.3)
     assert isinstance(classes, torch.Tensor) and classes.dtype == torch.int64
     assert classes.tolist() == [0, 0, 2, 1] and boxes.shape == (4, 4)
     assert isinstance(bboxes_area(anchors), torch.Tensor)
@@ -115,3 +116,44 @@ def test_bboxes_training_tie_rules():
     # with a threshold no IoU reaches, step 1 still assigns one anchor per gold object
     classes, _ = bboxes_training(anchors, np.array([4, 7]), np.array([[0, 0, 10, 10], [0, 21, 5, 25]]), 1.1)
     assert classes.tolist() == [5, 0, 8]
+
+
+def naive_bboxes_training(anchors, gold_classes, gold_bboxes, iou_threshold):
+    """The course's algorithm as plain loops over NumPy rows, for cross-checking."""
+    def iou(a, b):
+        top, left = max(a[0], b[0]), max(a[1], b[1])
+        bottom, right = min(a[2], b[2]), min(a[3], b[3])
+        inter = max(bottom - top, 0) * max(right - left, 0)
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    assigned = [-1] * len(anchors)
+    for g, gold in enumerate(gold_bboxes):
+        ious = [iou(gold, anchor) for anchor in anchors]
+        best = ious.index(max(ious))  # first maximum
+        if assigned[best] < 0:
+            assigned[best] = g
+    for a, anchor in enumerate(anchors):
+        if assigned[a] < 0:
+            ious = [iou(gold, anchor) for gold in gold_bboxes]
+            if ious and max(ious) >= iou_threshold:
+                assigned[a] = ious.index(max(ious))
+    classes = [0 if g < 0 else 1 + gold_classes[g] for g in assigned]
+    return classes, assigned
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_bboxes_training_equals_naive_loops(seed):
+    rng = np.random.default_rng(seed)
+    # anchors and gold boxes with integer corners on a small grid, so that IoU ties are common
+    anchors = np.array([[y, x, y + s, x + s] for y in range(0, 24, 4) for x in range(0, 24, 4) for s in (4, 8)],
+                       np.float32)
+    corners = rng.integers(0, 20, (rng.integers(1, 8), 2))
+    gold_bboxes = np.concatenate([corners, corners + rng.integers(2, 10, corners.shape)], axis=1).astype(np.float32)
+    gold_classes = rng.integers(0, 5, len(gold_bboxes))
+    threshold = float(rng.choice([0.3, 0.5, 0.7]))
+    classes, boxes = bboxes_training(anchors, gold_classes, gold_bboxes, threshold)
+    expected_classes, assigned = naive_bboxes_training(anchors, gold_classes.tolist(), gold_bboxes, threshold)
+    assert classes.tolist() == expected_classes
+    for a, g in enumerate(assigned):
+        expected = bboxes_to_rcnn(anchors[a:a + 1], gold_bboxes[g:g + 1])[0] if g >= 0 else np.zeros(4)
+        np.testing.assert_allclose(boxes[a], expected, rtol=1e-6, atol=1e-6)
