@@ -107,3 +107,14 @@ def test_generator_follows_module_dtype():
     generator = AnchorGenerator(sizes=((32,),)).to(torch.float64)
     (anchors,) = generator((64, 64), [(2, 2)])
     assert anchors.dtype == torch.float64
+
+
+def test_cache_separates_inference_mode():
+    generator = AnchorGenerator(sizes=((32,),))
+    with torch.inference_mode():
+        (inference_anchors,) = generator((64, 64), [(4, 4)])
+    (anchors,) = generator((64, 64), [(4, 4)])
+    assert inference_anchors.is_inference() and not anchors.is_inference()
+    deltas = torch.zeros(len(anchors), 4, requires_grad=True)
+    (deltas * anchors).sum().backward()  # an inference tensor here would raise
+    torch.testing.assert_close(deltas.grad, anchors)

@@ -121,7 +121,8 @@ class AnchorGenerator(nn.Module):
         for level, (feature_size, stride) in enumerate(zip(feature_sizes, strides)):
             cell = self.cell(level)
             stride = (stride, stride) if isinstance(stride, (int, float)) else tuple(stride)
-            key = (level, tuple(feature_size), stride, cell.device, cell.dtype)
+            # tensors made under inference_mode cannot enter autograd later: keep them apart from the others
+            key = (level, tuple(feature_size), stride, cell.device, cell.dtype, torch.is_inference_mode_enabled())
             level_anchors = self._cache.get(key)
             if level_anchors is None:
                 level_anchors = grid_anchors(tuple(feature_size), stride, cell)
