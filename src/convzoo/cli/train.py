@@ -15,7 +15,7 @@ from convzoo.train.config import DEFAULT_MODEL, TrainConfig
 from convzoo.train.fit import fit
 
 # Options that may change when resuming a run; every other option comes from the run's config.json.
-RESUMABLE = ("epochs", "device", "workers", "progress")
+RESUMABLE = ("epochs", "device", "workers", "threads", "progress")
 
 
 def _floats(text: str) -> list[float]:
@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     a("--seed", type=int, help=f"default: {defaults.seed}")
     a("--deterministic", action="store_true", help="deterministic kernels only (bit-exact resume on the CPU)")
     a("--out", help="run folder (default: runs/<model>-<data>-<time>)")
-    a("--resume", metavar="RUN_DIR", help=f"continue a run from its last checkpoint (may change: {', '.join(RESUMABLE)})")
+    a("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint; only "
+      f"{', '.join('--' + k for k in RESUMABLE)} may change")
     a("--pretrained", metavar="FILE", help="initial weights: a convzoo, torchvision or timm checkpoint file")
     a("--pretrained-source", choices=("auto", "convzoo", "torchvision", "timm"), help="format of --pretrained")
     a("--freeze-backbone", action="store_true", help="train only the classifier; backbone BatchNorm in eval mode")
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
     a("--amp", choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
     a("--device", help="cpu | cuda | cuda:N (default: cuda if available)")
     a("--workers", type=int, help="data-loading processes (default: 0, in the main process)")
+    a("--threads", type=int, help="CPU threads for each process (default: PyTorch's; 1 suits tiny models)")
     a("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
     a("--skip-bad-images", action="store_true", help="skip and count image files that cannot be decoded")
     a("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default: the data set's)")

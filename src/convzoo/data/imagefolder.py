@@ -73,7 +73,7 @@ def drop_bad_images(paths: Sequence[Path], labels: torch.Tensor, mode: ImageRead
 
 def load_image_folder_tensor(root: str | Path, skip_bad_images: bool = False,
                              mode: ImageReadMode = ImageReadMode.RGB) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode a folder of equally sized images (e.g. CIFAR-10 as JPEGs) into uint8 Tensor[N, C, H, W], labels, classes."""
+    """Decode a folder of equally sized images (e.g. CIFAR-10 as JPEGs): uint8 Tensor[N, C, H, W], labels, classes."""
     paths, labels, classes = list_image_folder(root)
     if skip_bad_images:
         images: list[torch.Tensor] = []

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -59,13 +60,22 @@ def set_train_mode(model: nn.Module, backbone_frozen: bool) -> None:
 def load_pretrained(model: nn.Module, path: str | Path, source: str = "auto") -> nn.Module:
     """Load a convzoo, torchvision or timm checkpoint file into ``model`` through the weights loader.
 
-    A classifier whose shape differs from the file's (another ``num_classes``) is left freshly initialized and
-    the rest is loaded; any other mismatch is an error naming the keys.
+    A classifier whose shape differs from the file's (another ``num_classes``) keeps its fresh initialization and
+    the rest is loaded; any other mismatch is an error naming the keys. ``source="auto"`` tries convzoo's names,
+    then torchvision's, then timm's, and reports the first failure if none fits.
     """
-    from convzoo.weights import load_weights
+    from convzoo.weights import SOURCES, WeightsMismatchError, load_weights
 
-    load_weights(model, path, source=source, skip_mismatched_head=True)
-    return model
+    first_error = None
+    for candidate in SOURCES if source == "auto" else (source,):
+        try:
+            report = load_weights(model, path, source=candidate, ignore_mismatched_head=True)
+        except WeightsMismatchError as error:
+            first_error = first_error or error
+            continue
+        print(f"--pretrained {path} ({candidate}): {report}", file=sys.stderr)
+        return model
+    raise first_error
 
 
 def build_model(config: TrainConfig, num_classes: int, input_size: tuple[int, ...]) -> nn.Module:

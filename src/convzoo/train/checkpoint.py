@@ -70,7 +70,8 @@ def save_checkpoint(folder: str | Path, name: str, model: nn.Module, state: dict
     folder = Path(folder)
     checkpoint_id = uuid.uuid4().hex
     weights_path = folder / f"{name}.safetensors"
-    atomic_write(weights_path, lambda tmp: save_file(model_weights(model), tmp, metadata={"checkpoint_id": checkpoint_id}))
+    metadata = {"checkpoint_id": checkpoint_id}
+    atomic_write(weights_path, lambda tmp: save_file(model_weights(model), tmp, metadata=metadata))
     atomic_write(folder / f"{name}.state.pt", lambda tmp: torch.save({**state, "checkpoint_id": checkpoint_id}, tmp))
     return weights_path
 

@@ -43,6 +43,7 @@ class TrainConfig:
     amp: str | None = None  # bf16 | fp16 (CUDA only)
     device: str | None = None  # default: cuda if available else cpu
     workers: int = 0
+    threads: int | None = None  # intra-op CPU threads (default: PyTorch's); 1 is fastest for tiny models
     sync_bn: bool = False
     skip_bad_images: bool = False
     augment: bool | None = None  # None: the data set's default

@@ -72,12 +72,13 @@ def _read_sums(sums: dict[str, torch.Tensor], carried: dict[str, float]) -> dict
 
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, state: TrainState,
                     lr_at: Callable[[int], float], options: StepOptions, scaler: torch.amp.GradScaler | None = None,
-                    callbacks: Iterable[Callable[[TrainState], None]] = (), progress=None) -> dict[str, float]:
+                    callbacks: Iterable[Callable[[TrainState, nn.Module], None]] = (), progress=None
+                    ) -> dict[str, float]:
     """Run the batches of ``loader`` (already positioned after ``state.batch`` batches); return the epoch's sums.
 
     Sums: ``loss`` (sum over samples of the training loss, auxiliary terms included), ``correct`` (main logits),
-    ``count``. ``state`` is advanced after every optimizer step, then each callback is called with it; a callback
-    (or a first Ctrl-C) may set ``state.stop_requested`` to end the epoch early at that step boundary.
+    ``count``. ``state`` is advanced after every optimizer step, then each ``callback(state, model)`` is called;
+    a callback (or a first Ctrl-C) may set ``state.stop_requested`` to end the epoch early at that step boundary.
     Raises NonFiniteLossError before applying a step whose loss is NaN or infinite (checked every ``sync_every``).
     """
     model.train()
@@ -123,7 +124,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
             progress.update(1)
         state.sums = _read_sums(sums, carried) if options.sync_every == 1 else state.sums
         for callback in callbacks:
-            callback(state)
+            callback(state, model)
         if state.stop_requested:
             break
     state.sums = _read_sums(sums, carried)

@@ -90,15 +90,20 @@ def graceful_interrupt(state: TrainState, enabled: bool):
         signal.signal(signal.SIGINT, previous)
 
 
-def fit(config: TrainConfig, callbacks: Iterable[Callable[[TrainState], None]] = ()) -> dict:
+def fit(config: TrainConfig, callbacks: Iterable[Callable[[TrainState, torch.nn.Module], None]] = ()) -> dict:
     """Train as ``config`` says; return the last epoch's metrics, the test metrics and ``run_dir``.
 
-    ``callbacks`` are called after every optimizer step with the TrainState (tests use them to interrupt).
+    ``callbacks`` are called after every optimizer step as ``callback(state, model)`` with the TrainState and the
+    model being trained (tests use them to interrupt or to break the model).
     """
     context, device = dist_utils.init_distributed(config.device)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
         return _fit(config, context, device, list(callbacks))
     finally:
+        torch.set_num_threads(threads)
         dist_utils.shutdown_distributed()
 
 
@@ -193,16 +198,18 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
                     save_checkpoint(run_dir, "last", trained, checkpoint)
                     if improved:
                         save_checkpoint(run_dir, "best", trained, checkpoint)
-                    plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
     except KeyboardInterrupt:
         if context.is_main:
             save_checkpoint(run_dir, "last", trained, _checkpoint_state(optimizer, scaler, state))
+            _plot(run_dir)
             print(f"interrupted at epoch {state.epoch + 1}, batch {state.batch}: saved {run_dir}/last; continue with "
                   f"`convzoo train --resume {run_dir}`", file=sys.stderr)
         logger.close()
         raise
     except NonFiniteLossError as error:
         logger.close()
+        if context.is_main:
+            _plot(run_dir)
         kept = f"the last good checkpoint is {run_dir}/last (epoch {state.epoch})" if state.epoch else \
             "no checkpoint was written (it happened in the first epoch)"
         raise NonFiniteLossError(f"{error}: stopping; {kept}. Try a lower --lr or --grad-clip") from None
@@ -212,12 +219,19 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
     if context.enabled:
         matrix = _reduce_matrix(matrix, device)
     if context.is_main:
+        _plot(run_dir)
         plot_confusion_matrix(matrix, splits.class_names, run_dir / "confusion_test.png")
         print(f"test: loss={metrics['test:loss']:.4f} accuracy={metrics['test:accuracy']:.4f} "
               f"(best dev:accuracy={state.best:.4f} at epoch {state.best_epoch}; {run_dir})", file=sys.stderr)
     logger.close()
     return {**metrics, "epochs": state.epoch, "seconds": time.perf_counter() - started, "run_dir": str(run_dir),
             "bad_images": splits.bad_images}
+
+
+def _plot(run_dir: Path) -> None:
+    records = read_metrics(run_dir / "metrics.jsonl")
+    if records:
+        plot_curves(records, run_dir / "curves.png")
 
 
 def trained_eval(model: torch.nn.Module) -> torch.nn.Module:
