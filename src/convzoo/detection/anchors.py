@@ -73,7 +73,8 @@ class AnchorGenerator(nn.Module):
     ``((32,), (64,), (128,), (256,), (512,))`` for FPN; ``aspect_ratios`` is one tuple per level or a single tuple
     of numbers shared by all levels. The cell anchors are non-persistent buffers, so ``.to(device)`` moves them and
     state dicts stay free of them (as torchvision's, which keeps them outside the state dict too). The grids of the
-    last ``cache_size`` distinct (level, shape, stride, device, dtype) are kept; ``cache_size=0`` caches nothing.
+    last ``cache_size`` distinct (level, shape, stride, device, dtype, inference mode) are kept; ``cache_size=0``
+    caches nothing.
     """
 
     def __init__(self, sizes: Sequence[Sequence[float]] = ((128, 256, 512),),
