@@ -136,3 +136,27 @@ def test_ddp_two_cpu_processes_agree_with_one(tmp_path):
     record = json.loads((tmp_path / "ddp" / "metrics.jsonl").read_text())
     assert record["dev:loss"] == pytest.approx(single["dev:loss"], rel=1e-4)
     assert record["loss"] == pytest.approx(single["loss"], rel=1e-4)
+
+
+def test_pretrained_torchvision_file_new_head_and_frozen_backbone(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    reference = torchvision.models.resnet18(num_classes=1000)
+    reference.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)  # digits are grayscale
+    reference.eval()(torch.randn(4, 1, 32, 32))  # give the BN layers non-trivial running statistics
+    with torch.no_grad():
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    torch.save(reference.state_dict(), tmp_path / "resnet18_tv.pth")
+    train(*tiny(tmp_path, "ft", "--epochs", "1", "--model", "resnet18", "--pretrained",
+                str(tmp_path / "resnet18_tv.pth"), "--freeze-backbone", "--lr", "0.01"))
+    tuned, source = weights(tmp_path / "ft"), reference.state_dict()
+    assert tuned["fc.weight"].shape == (10, 512)
+    for key, value in source.items():
+        if key.startswith("fc."):
+            continue
+        # everything but the head is the file's, unchanged by training (BN statistics included: BN in eval mode)
+        assert torch.equal(tuned[key], value), key
+    fresh = torch.nn.Linear(512, 10).weight
+    assert not torch.equal(tuned["fc.weight"], fresh) and tuned["fc.weight"].abs().sum() > 0

@@ -76,12 +76,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                     ) -> dict[str, float]:
     """Run the batches of ``loader`` (already positioned after ``state.batch`` batches); return the epoch's sums.
 
+    The caller sets the training mode (``model.train()``, or ``build.set_train_mode`` for a frozen backbone).
+
     Sums: ``loss`` (sum over samples of the training loss, auxiliary terms included), ``correct`` (main logits),
     ``count``. ``state`` is advanced after every optimizer step, then each ``callback(state, model)`` is called;
     a callback (or a first Ctrl-C) may set ``state.stop_requested`` to end the epoch early at that step boundary.
     Raises NonFiniteLossError before applying a step whose loss is NaN or infinite (checked every ``sync_every``).
     """
-    model.train()
     zero = torch.zeros((), dtype=torch.float64, device=options.device)
     sums = {"loss": zero.clone(), "correct": zero.clone(), "count": zero.clone()}
     carried = dict(state.sums)
