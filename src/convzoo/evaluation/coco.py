@@ -112,7 +112,8 @@ def _numbers(values: list, records: list, kind: str, key: str, width: int | None
     bad = ~np.isfinite(array).reshape(len(values), -1).all(1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{_record(records, kind, i)}: '{key}' is not finite ({values[i]!r}); {bad.sum()} such records")
+        raise ValueError(f"{_record(records, kind, i)}: '{key}' is not finite ({values[i]!r}); "
+                         f"{bad.sum()} such records")
     return array
 
 
@@ -215,7 +216,8 @@ def parse_ground_truth(dataset: dict, iou_type: str = "bbox") -> CocoGroundTruth
         seen: dict = {}
         for i, v in enumerate(ids.tolist()):
             if v in seen:
-                raise ValueError(f"{_record(anns, 'annotations', i)}: duplicate id {v} (first at annotations[{seen[v]}])")
+                raise ValueError(f"{_record(anns, 'annotations', i)}: duplicate id {v} "
+                                 f"(first at annotations[{seen[v]}])")
             seen[v] = i
     image = _index(_column(anns, "image_id", "annotations"), image_ids, anns, "annotations", "image_id")
     category = _index(_column(anns, "category_id", "annotations"), category_ids, anns, "annotations", "category_id")

@@ -229,24 +229,24 @@ def _accumulate(tp, fp, order, category, rank, npig, max_dets) -> tuple[np.ndarr
         areas = np.flatnonzero(npig[k] > 0)
         if not len(areas):
             continue
-        tp_k, fp_k = tp[:, areas, bounds[k]:bounds[k + 1]], fp[:, areas, bounds[k]:bounds[k + 1]]  # [T, A', n_k]
+        # [T, A', n_k], C-contiguous: numpy's running sums are many times slower on strided input
+        tp_k = np.ascontiguousarray(tp[:, areas, bounds[k]:bounds[k + 1]])
+        fp_k = np.ascontiguousarray(fp[:, areas, bounds[k]:bounds[k + 1]])
         total = npig[k, areas][None, :, None]
         for m, max_det in enumerate(max_dets):
             sel = rank[bounds[k]:bounds[k + 1]] < max_det
-            tp_sum = np.cumsum(tp_k[:, :, sel], axis=-1, dtype=np.int64)  # [T, A', n]
-            fp_sum = np.cumsum(fp_k[:, :, sel], axis=-1, dtype=np.int64)
+            # int32: numpy's bool -> int32 running sum is an order of magnitude faster than -> int64 here
+            tp_sum = np.cumsum(np.compress(sel, tp_k, axis=-1), axis=-1, dtype=np.int32)  # [T, A', n]
+            fp_sum = np.cumsum(np.compress(sel, fp_k, axis=-1), axis=-1, dtype=np.int32)
             n = tp_sum.shape[-1]
             if n == 0:  # ground truth but no detection: zero recall and precision
                 recall[:, k, areas, m], precision[:, :, k, areas, m] = 0, 0
                 continue
-            rc = tp_sum / total
             pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-            recall[:, k, areas, m] = rc[..., -1]
-            envelope = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]  # precision made monotone
+            recall[:, k, areas, m] = tp_sum[..., -1] / total[..., 0]
             first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total[..., 0], (num_t, len(areas))))
-            first = first.reshape(num_t, len(areas), num_r)  # [T, A', R] searchsorted(rc, recall thresholds)
-            q = np.take_along_axis(envelope, np.minimum(first, n - 1), axis=-1)
-            precision[:, :, k, areas, m] = np.where(first < n, q, 0).transpose(0, 2, 1)
+            q = _interpolated_precision(pr.reshape(-1, n), first)  # [T * A', R]
+            precision[:, :, k, areas, m] = q.reshape(num_t, len(areas), num_r).transpose(0, 2, 1)
     return precision, recall
 
 
@@ -264,6 +264,21 @@ def _first_reaching(tp_sum: np.ndarray, total: np.ndarray) -> np.ndarray:
     need = np.minimum(need, n + 1).astype(np.int64)
     offset = (np.arange(rows) * (n + 1))[:, None]
     return np.searchsorted((tp_sum + offset).reshape(-1), need + offset) - np.arange(rows)[:, None] * n
+
+
+def _interpolated_precision(pr: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``max(pr[i, first[i, r]:])``, or 0 where ``first[i, r] == n``: the precision envelope read at each recall
+    threshold (pycocotools' backward ``pr[i-1] = max(pr[i-1], pr[i])`` loop, then ``q = pr[inds]``).
+
+    ``pr`` is ``float[rows, n]``; ``first`` is ``int[rows, R]``, non-decreasing along ``R`` with ``first[:, 0] == 0``
+    (recall threshold 0). Only the R pieces between consecutive thresholds are reduced (one ``reduceat``), then their
+    suffix maxima taken, instead of a running maximum over all n detections.
+    """
+    rows, n = pr.shape
+    starts = np.minimum(first, n - 1) + (np.arange(rows) * n)[:, None]  # [rows, R] flat piece starts
+    pieces = np.maximum.reduceat(pr.reshape(-1), starts.reshape(-1)).reshape(rows, -1)  # max over [s_r, s_r+1)
+    envelope = np.maximum.accumulate(pieces[:, ::-1], axis=1)[:, ::-1]
+    return np.where(first < n, envelope, 0.0)
 
 
 def _summarize(values: np.ndarray, ap: int, iou: float | None, area: int, max_dets: list[int], at: int) -> float:
