@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode
 from torchvision.transforms import v2
 
 from convzoo.cli.evaluate import load_run
@@ -34,7 +33,7 @@ def register(subparsers) -> None:
 
 def preprocess(paths: list[str], splits, input_size: tuple[int, ...]) -> torch.Tensor:
     """Image files -> the network's input batch Tensor[N, C, H, W], prepared like the run's test split."""
-    mode = ImageReadMode.GRAY if input_size[0] == 1 else ImageReadMode.RGB
+    mode = "L" if input_size[0] == 1 else "RGB"
     resize = v2.Resize(tuple(input_size[1:]), antialias=True)
     test = splits.test
     if isinstance(test, TensorImageDataset):

@@ -5,7 +5,8 @@
     splits = load_data("mnist:/data/mnist")      # the four IDX files (.gz or raw)
     splits.train[[0, 1, 2]]                      # a batch: (images Tensor[3, 1, 8, 8] float32, labels Tensor[3])
 
-Dev splits: MNIST, Fashion-MNIST and CIFAR-10 hold out the last 5000 training images (the course's layout);
+Dev splits: MNIST, Fashion-MNIST and CIFAR-10 hold out the last 5000 training images (the course's layout; a tenth
+of a smaller set);
 digits, MNIST-1D and an ImageFolder without val/ use a fixed permutation (the same for every ``--seed``).
 """
 
@@ -77,17 +78,18 @@ def _tensor_splits(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_te
     """Train/dev/test TensorImageDatasets from uint8 images; ``dev`` is a count (the last ones) or a fraction."""
     if isinstance(dev, float):
         train_index, dev_index = fixed_split(len(x_train), [dev])
-    else:
+    else:  # the last ``dev`` images (a tenth of a smaller set)
+        dev = min(dev, len(x_train) // 10)
         train_index, dev_index = torch.arange(len(x_train) - dev), torch.arange(len(x_train) - dev, len(x_train))
     train_pixels = x_train[train_index].double().div_(255)
     mean, std = train_pixels.mean(dim=(0, 2, 3)).tolist(), train_pixels.std(dim=(0, 2, 3)).tolist()
-    size = image_size or x_train.shape[-1]
+    spatial = (image_size, image_size) if image_size else tuple(x_train.shape[2:])
     kind, padding = AUGMENTATION[name]
-    augment_fn = augmentation(kind if augment is not False else "none", x_train.shape[-1], padding)
+    augment_fn = augmentation(kind if augment is not False else "none", tuple(x_train.shape[2:]), padding)
     full = TensorImageDataset(x_train, y_train, normalize_images(mean, std, image_size), augment_fn)
     test = TensorImageDataset(x_test, y_test, normalize_images(mean, std, image_size))
     return DataSplits(name, full.subset(train_index), full.subset(dev_index, augment=False), test,
-                      len(class_names), (x_train.shape[1], size, size), class_names)
+                      len(class_names), (x_train.shape[1], *spatial), class_names)
 
 
 def _digits(augment: bool | None, image_size: int | None) -> DataSplits:
@@ -172,15 +174,15 @@ def load_data(spec: str = "digits", augment: bool | None = None, image_size: int
                               augment, image_size, classes)
     path = _need_path(name, path)
     arrays = read_cifar_batches(path)
-    bad = 0
+    bad, classes = 0, CIFAR10_CLASSES
     if arrays is None:  # an ImageFolder of the images: train/ and test/
-        x_train, y_train, classes = load_image_folder_tensor(path / "train", skip_bad_images)
-        x_test, y_test, _ = load_image_folder_tensor(path / "test", skip_bad_images)
+        x_train, y_train, classes, bad_train = load_image_folder_tensor(path / "train", skip_bad_images)
+        x_test, y_test, _, bad_test = load_image_folder_tensor(path / "test", skip_bad_images)
         arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-        bad = 60000 - len(x_train) - len(x_test) if skip_bad_images else 0
+        bad = bad_train + bad_test
     splits = _tensor_splits("cifar10", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                            5000, augment, image_size, CIFAR10_CLASSES)
-    splits.bad_images = max(bad, 0)
+                            5000, augment, image_size, classes)
+    splits.bad_images = bad
     return splits
 
 

@@ -10,9 +10,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image, UnidentifiedImageError
 
 from convzoo.data.datasets import Batch
 
@@ -39,16 +40,20 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], torch.Tensor, list[
     return paths, torch.tensor(labels, dtype=torch.long), classes
 
 
-def read_image(path: Path, mode: ImageReadMode = ImageReadMode.RGB) -> torch.Tensor:
-    """The image at ``path`` as uint8 Tensor[C, H, W]; a file that cannot be decoded raises BadImageError."""
+def read_image(path: Path, mode: str = "RGB") -> torch.Tensor:
+    """The image at ``path`` as uint8 Tensor[C, H, W] (``mode`` "RGB" or "L" = grayscale, decoded by Pillow);
+    a file that cannot be decoded raises BadImageError."""
     try:
-        return decode_image(read_file(str(path)), mode=mode)
-    except (RuntimeError, ValueError, OSError) as error:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert(mode))
+    except (UnidentifiedImageError, ValueError, OSError) as error:
         raise BadImageError(f"cannot decode image {path}: {error}; pass --skip-bad-images to skip such files") \
             from None
+    # [H, W] or [H, W, C] -> [C, H, W]
+    return torch.from_numpy(pixels.copy()).reshape(*pixels.shape[:2], -1).permute(2, 0, 1).contiguous()
 
 
-def drop_bad_images(paths: Sequence[Path], labels: torch.Tensor, mode: ImageReadMode = ImageReadMode.RGB,
+def drop_bad_images(paths: Sequence[Path], labels: torch.Tensor, mode: str = "RGB",
                     loaded: list[torch.Tensor] | None = None) -> tuple[list[Path], torch.Tensor, list[Path]]:
     """Decode every file once; return the good paths and labels and the bad paths (each reported by a warning).
 
@@ -72,25 +77,29 @@ def drop_bad_images(paths: Sequence[Path], labels: torch.Tensor, mode: ImageRead
 
 
 def load_image_folder_tensor(root: str | Path, skip_bad_images: bool = False,
-                             mode: ImageReadMode = ImageReadMode.RGB) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode a folder of equally sized images (e.g. CIFAR-10 as JPEGs): uint8 Tensor[N, C, H, W], labels, classes."""
+                             mode: str = "RGB") -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
+    """Decode a folder of equally sized images (e.g. CIFAR-10 as JPEGs).
+
+    Returns uint8 Tensor[N, C, H, W], labels Tensor[N], the class names and the number of bad files skipped.
+    """
     paths, labels, classes = list_image_folder(root)
+    bad: list[Path] = []
     if skip_bad_images:
         images: list[torch.Tensor] = []
-        _, labels, _ = drop_bad_images(paths, labels, mode, loaded=images)
+        _, labels, bad = drop_bad_images(paths, labels, mode, loaded=images)
     else:
         images = [read_image(path, mode) for path in paths]
     sizes = {tuple(image.shape) for image in images}
     if len(sizes) != 1:
         raise ValueError(f"images under {root} differ in size ({sorted(sizes)[:3]} ...); use imagefolder: instead")
-    return torch.stack(images), labels, classes
+    return torch.stack(images), labels, classes, len(bad)
 
 
 class ImageFolderDataset(Dataset):
     """Images decoded lazily from their files: ``transform`` maps uint8 Tensor[C, H, W] to float Tensor[C, S, S]."""
 
     def __init__(self, paths: Sequence[Path], labels: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor],
-                 mode: ImageReadMode = ImageReadMode.RGB) -> None:
+                 mode: str = "RGB") -> None:
         self.paths, self.labels, self.transform, self.mode = list(paths), labels.long(), transform, mode
 
     def __len__(self) -> int:

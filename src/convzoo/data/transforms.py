@@ -31,8 +31,8 @@ class Standardize:
         return ((x - self.mean) / self.std).float()
 
 
-def augmentation(kind: str, size: int, padding: int = 0) -> v2.Compose | None:
-    """The random augmentation ``kind`` for uint8 images of side ``size`` (output side ``size``); None for ``none``."""
+def augmentation(kind: str, size: int | tuple[int, int], padding: int = 0) -> v2.Compose | None:
+    """The random augmentation ``kind`` for uint8 images of ``size`` (H, W) (the output size); None for ``none``."""
     if kind == "none":
         return None
     if kind == "crop":
