@@ -117,16 +117,15 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
 
     pair_det, pair_gt = group_pairs(d_group, g_group)
     sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
-    tp, matched_ignored = _match(sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx],
-                                 len(d_idx))
-    fp = ~tp & ~matched_ignored & ~d_outside[None]  # [T, A, D]
-    tp &= ~matched_ignored
-
+    matched, matched_ignored = _match(sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx],
+                                      len(d_idx))  # [T, A, D] each
     npig = np.zeros((num_cats, len(areas)), dtype=np.int64)  # non-ignored ground truths per category and area
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
-    # per category: score, then image, then position within the image (pycocotools' two stable sorts)
-    order = np.lexsort((np.arange(len(d_idx)), dets.image[d_idx], -dets.score[d_idx], det_cat[d_idx]))
-    precision, recall = _accumulate(tp, fp, order, det_cat[d_idx][order], rank[order], npig, max_dets)
+    # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
+    # already in (category, image, score, position) order, so one stable sort by (category, -score) finishes it.
+    order = np.lexsort((-dets.score[d_idx], det_cat[d_idx]))
+    precision, recall = _accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
+                                    det_cat[d_idx][order], rank[order], npig, max_dets)
     chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)
     precision, recall = precision[:, :, chosen], recall[:, chosen]  # K = the evaluated categories only
     table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
@@ -213,38 +212,52 @@ def _match(sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, num_dets) 
     return tp, matched_ignored
 
 
-def _accumulate(tp, fp, order, category, rank, npig, max_dets) -> tuple[np.ndarray, np.ndarray]:
+def _accumulate(tp, busy, outside, order, category, rank, npig, max_dets) -> tuple[np.ndarray, np.ndarray]:
     """pycocotools' ``accumulate``: precision ``[T, R, K, A, M]`` and recall ``[T, K, A, M]``, ``-1`` if no gt.
 
-    ``tp``/``fp`` are ``bool[T, A, D]``; ``order`` sorts detections by category, then score (stable); ``category``
+    ``tp`` (a true positive) and ``busy`` (matched to anything) are ``bool[T, A, D]``, ``outside`` (the detection's
+    area is out of range) ``bool[A, D]``; ``order`` sorts detections by category, then score (stable); ``category``
     and ``rank`` (position within its image and category) are given in that order.
+
+    pycocotools counts, along the ranked detections, tp = matched and not ignored, fp = unmatched and not ignored
+    (ignored: matched to an ignored gt, or unmatched and outside the area range), and reads the precision envelope
+    at the recall thresholds. Only matched detections ("candidates") change tp or differ between thresholds, and the
+    envelope only peaks at true positives, so everything is evaluated at the candidates: fp there is the number of
+    counted detections inside the area range so far minus the candidates among them.
     """
     num_t, num_a = tp.shape[:2]
     num_k, num_r = npig.shape[0], len(RECALL_THRESHOLDS)
     precision = -np.ones((num_t, num_r, num_k, num_a, len(max_dets)))
     recall = -np.ones((num_t, num_k, num_a, len(max_dets)))
-    bounds = np.searchsorted(category, np.arange(num_k + 1))
-    tp, fp = tp[:, :, order], fp[:, :, order]  # each category is now one contiguous, score-sorted slice
-    for k in range(num_k):
-        areas = np.flatnonzero(npig[k] > 0)
-        if not len(areas):
-            continue
-        # [T, A', n_k], C-contiguous: numpy's running sums are many times slower on strided input
-        tp_k = np.ascontiguousarray(tp[:, areas, bounds[k]:bounds[k + 1]])
-        fp_k = np.ascontiguousarray(fp[:, areas, bounds[k]:bounds[k + 1]])
-        total = npig[k, areas][None, :, None]
-        for m, max_det in enumerate(max_dets):
-            sel = rank[bounds[k]:bounds[k + 1]] < max_det
-            # int32: numpy's bool -> int32 running sum is an order of magnitude faster than -> int64 here
-            tp_sum = np.cumsum(np.compress(sel, tp_k, axis=-1), axis=-1, dtype=np.int32)  # [T, A', n]
-            fp_sum = np.cumsum(np.compress(sel, fp_k, axis=-1), axis=-1, dtype=np.int32)
-            n = tp_sum.shape[-1]
-            if n == 0:  # ground truth but no detection: zero recall and precision
+    bounds = np.searchsorted(category, np.arange(num_k + 1))  # each category is one contiguous, score-sorted slice
+    cand = np.flatnonzero(busy.any(axis=(0, 1))[order])  # candidate positions in the sorted order
+    cand_bounds = np.searchsorted(cand, bounds)
+    tp_c = tp[:, :, order[cand]]  # [T, A, C]
+    busy_c = busy[:, :, order[cand]] & ~outside[None, :, order[cand]]  # matched and inside: not a false positive
+    inside = np.ascontiguousarray(~outside[:, order])  # [A, D]; numpy's running sums are slow on strided input
+    for m, max_det in enumerate(max_dets):
+        kept = rank < max_det  # the first max_det detections of each image and category
+        counted = np.zeros((num_a, len(order) + 1), dtype=np.int32)  # counted[:, i]: inside and kept before i
+        np.cumsum(inside & kept, axis=1, dtype=np.int32, out=counted[:, 1:])
+        for k in range(num_k):
+            areas = np.flatnonzero(npig[k] > 0)
+            if not len(areas):
+                continue
+            c0, c1 = cand_bounds[k], cand_bounds[k + 1]
+            sel = kept[cand[c0:c1]]
+            if not sel.any():  # ground truth, but no matched detection: zero recall and precision
                 recall[:, k, areas, m], precision[:, :, k, areas, m] = 0, 0
                 continue
-            pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-            recall[:, k, areas, m] = tp_sum[..., -1] / total[..., 0]
-            first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total[..., 0], (num_t, len(areas))))
+            pos = cand[c0:c1][sel]  # [J] candidate positions, ascending
+            tp_j = np.ascontiguousarray(tp_c[:, areas, c0:c1][:, :, sel])  # [T, A', J]
+            tp_sum = np.cumsum(tp_j, axis=-1, dtype=np.int32)
+            busy_sum = np.cumsum(np.ascontiguousarray(busy_c[:, areas, c0:c1][:, :, sel]), axis=-1, dtype=np.int32)
+            fp_sum = (counted[areas[:, None], pos + 1] - counted[areas, bounds[k]][:, None])[None] - busy_sum
+            pr = np.where(tp_j, tp_sum / (fp_sum + tp_sum + np.spacing(1)), 0.0)
+            total = npig[k, areas]
+            recall[:, k, areas, m] = tp_sum[..., -1] / total
+            n = tp_sum.shape[-1]
+            first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total, (num_t, len(areas))))
             q = _interpolated_precision(pr.reshape(-1, n), first)  # [T * A', R]
             precision[:, :, k, areas, m] = q.reshape(num_t, len(areas), num_r).transpose(0, 2, 1)
     return precision, recall
