@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth
-from convzoo.evaluation.matching import box_iou_pairs, greedy_match, group_pairs, mask_iou_pairs, oks_pairs
+from convzoo.evaluation.matching import box_iou_pairs, group_pairs, mask_iou_pairs, match_detections, oks_pairs
 
 # pycocotools' Params: linspace, not arange (arange drifts above the true values).
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -117,8 +117,8 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
 
     pair_det, pair_gt = group_pairs(d_group, g_group)
     sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
-    matched, matched_ignored = _match(sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx],
-                                      len(d_idx))  # [T, A, D] each
+    matched, matched_ignored = match_detections(sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore,
+                                                gt.ids[g_idx], len(d_idx), IOU_THRESHOLDS)  # [T, A, D] each
     npig = np.zeros((num_cats, len(areas)), dtype=np.int64)  # non-ignored ground truths per category and area
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
@@ -166,50 +166,6 @@ def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kp
     if not len(gi):
         return np.zeros(0)
     return oks_pairs(dets.keypoints[di], gt.keypoints[gi], gt.boxes[gi], gt.area[gi], sigmas)
-
-
-def _match(sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, num_dets) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy matching of every detection; returns ``tp`` (matched to a true ground truth, ``bool[T, A, D]``) and
-    ``matched_ignored`` (matched to an ignored one). Pairs below the lowest threshold can never match, so only the
-    remaining candidate pairs enter :func:`greedy_match`, in groups bucketed by their number of ground truths."""
-    shape = (len(IOU_THRESHOLDS), g_ignore.shape[0], num_dets)
-    tp, matched_ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    keep = sim >= min(IOU_THRESHOLDS.min(), 1 - 1e-10)
-    pair_det, pair_gt, sim = pair_det[keep], pair_gt[keep], sim[keep]
-    if not len(sim):
-        return tp, matched_ignored
-    gts = np.unique(pair_gt)  # ground truths that some detection could match, in (group, file) order
-    group_of_gt = np.unique(g_group[gts], return_inverse=True)[1]
-    first = np.searchsorted(group_of_gt, np.arange(group_of_gt.max() + 1))
-    slot_of_gt = np.empty(pair_gt.max() + 1, dtype=np.int64)
-    slot_of_gt[gts] = np.arange(len(gts)) - first[group_of_gt]  # position of the gt within its group's slots
-    width_of_group = np.diff(np.r_[first, len(gts)])
-    cands, cand_row = np.unique(pair_det, return_inverse=True)  # candidate detections in (group, score) order
-    cand_group = group_of_gt[np.searchsorted(gts, pair_gt)][np.r_[0, np.flatnonzero(np.diff(cand_row)) + 1]]
-    bucket_of_group = np.ceil(np.log2(np.maximum(width_of_group, 1))).astype(np.int64)  # widths 1, 2, 3-4, 5-8, ...
-    for bucket in np.unique(bucket_of_group).tolist():
-        groups = np.flatnonzero(bucket_of_group == bucket)
-        width = int(width_of_group[groups].max())
-        local = np.full(group_of_gt.max() + 1, -1)
-        local[groups] = np.arange(len(groups))
-        rows = np.flatnonzero(local[cand_group] >= 0)
-        row_of_cand = np.full(len(cands), -1)
-        row_of_cand[rows] = np.arange(len(rows))
-        in_bucket = row_of_cand[cand_row] >= 0
-        table = np.full((len(rows), width), -1.0)  # [C, H] similarity of each candidate to each gt slot
-        table[row_of_cand[cand_row[in_bucket]], slot_of_gt[pair_gt[in_bucket]]] = sim[in_bucket]
-        slots = np.full((len(groups), width), -1)  # [B, H] global gt index of each slot
-        pos = np.flatnonzero(np.isin(group_of_gt, groups))
-        slots[local[group_of_gt[pos]], slot_of_gt[gts[pos]]] = gts[pos]
-        crowd = np.where(slots >= 0, g_crowd[slots], False)
-        ignore = np.where(slots[:, None] >= 0, g_ignore[:, slots].transpose(1, 0, 2), True)  # [B, A, H]
-        hit, slot, slot_ignored = greedy_match(table, local[cand_group[rows]], crowd, ignore, IOU_THRESHOLDS)
-        gt_of_match = slots[local[cand_group[rows]]][np.arange(len(rows))[:, None, None], slot]  # [C, T, A]
-        det = cands[rows]
-        # pycocotools stores the matched gt id and tests it for truth: a match to id 0 reads as no match.
-        tp[:, :, det] = (hit & (g_ids[gt_of_match] != 0)).transpose(1, 2, 0)
-        matched_ignored[:, :, det] = slot_ignored.transpose(1, 2, 0)
-    return tp, matched_ignored
 
 
 def _accumulate(tp, busy, outside, order, category, rank, npig, max_dets) -> tuple[np.ndarray, np.ndarray]:

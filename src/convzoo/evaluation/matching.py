@@ -122,3 +122,54 @@ def greedy_match(sim: np.ndarray, cand_group: np.ndarray, gt_crowd: np.ndarray,
     slot_ignored = np.take_along_axis(np.broadcast_to(gt_ignore[cand_group][:, None], (*hit.shape, width)),
                                       slot[..., None], axis=-1)[..., 0] & hit
     return hit, slot, slot_ignored
+
+
+def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray, g_group: np.ndarray,
+                     g_crowd: np.ndarray, g_ignore: np.ndarray, g_ids: np.ndarray, num_dets: int,
+                     thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of every detection at every threshold and area range.
+
+    ``sim``, ``pair_det``, ``pair_gt``: the pairs of :func:`group_pairs` and their similarity; ``g_group`` ``int[G]``,
+    ``g_crowd`` ``bool[G]``, ``g_ignore`` ``bool[A, G]`` (per area range), ``g_ids`` ``int[G]`` describe the ground
+    truth. Returns ``matched`` (to a ground truth whose id is not 0, as pycocotools reads it) and ``matched_ignored``
+    (to an ignored one), ``bool[T, A, num_dets]`` each. Pairs below the lowest threshold can never match, so only the
+    remaining candidate pairs enter :func:`greedy_match`, in groups bucketed by their number of ground truths.
+    """
+    shape = (len(thresholds), g_ignore.shape[0], num_dets)
+    matched, matched_ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    keep = sim >= min(thresholds.min(), 1 - 1e-10)
+    pair_det, pair_gt, sim = pair_det[keep], pair_gt[keep], sim[keep]
+    if not len(sim):
+        return matched, matched_ignored
+    gts = np.unique(pair_gt)  # ground truths that some detection could match, in (group, file) order
+    group_of_gt = np.unique(g_group[gts], return_inverse=True)[1]
+    first = np.searchsorted(group_of_gt, np.arange(group_of_gt.max() + 1))
+    slot_of_gt = np.empty(pair_gt.max() + 1, dtype=np.int64)
+    slot_of_gt[gts] = np.arange(len(gts)) - first[group_of_gt]  # position of the gt within its group's slots
+    width_of_group = np.diff(np.r_[first, len(gts)])
+    cands, cand_row = np.unique(pair_det, return_inverse=True)  # candidate detections in (group, score) order
+    cand_group = group_of_gt[np.searchsorted(gts, pair_gt)][np.r_[0, np.flatnonzero(np.diff(cand_row)) + 1]]
+    bucket_of_group = np.ceil(np.log2(np.maximum(width_of_group, 1))).astype(np.int64)  # widths 1, 2, 3-4, 5-8, ...
+    for bucket in np.unique(bucket_of_group).tolist():
+        groups = np.flatnonzero(bucket_of_group == bucket)
+        width = int(width_of_group[groups].max())
+        local = np.full(group_of_gt.max() + 1, -1)
+        local[groups] = np.arange(len(groups))
+        rows = np.flatnonzero(local[cand_group] >= 0)
+        row_of_cand = np.full(len(cands), -1)
+        row_of_cand[rows] = np.arange(len(rows))
+        in_bucket = row_of_cand[cand_row] >= 0
+        table = np.full((len(rows), width), -1.0)  # [C, H] similarity of each candidate to each gt slot
+        table[row_of_cand[cand_row[in_bucket]], slot_of_gt[pair_gt[in_bucket]]] = sim[in_bucket]
+        slots = np.full((len(groups), width), -1)  # [B, H] global gt index of each slot
+        pos = np.flatnonzero(np.isin(group_of_gt, groups))
+        slots[local[group_of_gt[pos]], slot_of_gt[gts[pos]]] = gts[pos]
+        crowd = np.where(slots >= 0, g_crowd[slots], False)
+        ignore = np.where(slots[:, None] >= 0, g_ignore[:, slots].transpose(1, 0, 2), True)  # [B, A, H]
+        hit, slot, slot_ignored = greedy_match(table, local[cand_group[rows]], crowd, ignore, thresholds)
+        gt_of_match = slots[local[cand_group[rows]]][np.arange(len(rows))[:, None, None], slot]  # [C, T, A]
+        det = cands[rows]
+        # pycocotools stores the matched gt id and tests it for truth: a match to id 0 reads as no match.
+        matched[:, :, det] = (hit & (g_ids[gt_of_match] != 0)).transpose(1, 2, 0)
+        matched_ignored[:, :, det] = slot_ignored.transpose(1, 2, 0)
+    return matched, matched_ignored
