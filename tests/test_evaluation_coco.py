@@ -188,6 +188,15 @@ def test_more_than_max_dets_and_ties():
 def test_random_segm_matches_pycocotools(seed):
     gt, dets = random_set(seed, segm=True)
     assert_same(gt, dets, "segm")
+    assert_same(gt, dets, "bbox")  # boxes of the masks (pycocotools' toBbox)
+
+
+def test_segm_results_with_boxes_take_the_box_area():
+    gt, dets = random_set(7, segm=True)
+    for det in dets:
+        det["bbox"] = [float(v) for v in mask_utils.toBbox(det["segmentation"])]
+        det["bbox"][2] *= 0.5  # loadRes then measures area as w * h, not as the mask's area
+    assert_same(gt, dets, "segm")
 
 
 @pytest.mark.parametrize("seed", range(3))
