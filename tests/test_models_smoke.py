@@ -6,8 +6,12 @@ import torch
 import convzoo
 
 CLASSIFIERS = [n for n in convzoo.list_models() if convzoo.get_model_builder(n).__module__.startswith("convzoo.models")]
-# Models whose layers need a bigger input than the smoke test's default 64 pixels (fixed pooling windows).
-MIN_SPATIAL = {"googlenet": 224, "inception_v3": 96, "bn_inception": 224}
+# Models whose layers need a bigger input than the smoke test's default 32 pixels (fixed pooling windows).
+MIN_SPATIAL = {"googlenet": 224, "inception_v3": 128, "bn_inception": 224, "nasnet_a_mobile": 64}
+# The heaviest variants (over ~40 M parameters or over 300 layers) of families tested here by smaller siblings
+# take tens of seconds each on a 2-core CPU: they run with `pytest -m slow`.
+HEAVY = {"resnet1202", "resnet152", "resnext101_32x4d", "resnext101_64x4d", "wide_resnet101_2", "wrn40_10",
+         "wrn40_14", "wrn28_12", "wrn16_10", "nasnet_a_large", "vgg19", "vgg19_bn", "vgg16_c", "vgg13_bn"}
 SPEC = "CB-8-3-2-same,M-2-2,R-[C-8-3-1-same,CB-8-3-1-same],F,H-16,D-0.5"
 
 
@@ -19,7 +23,7 @@ def _build(name: str, **kwargs):
 
 def _small_input(model, name: str, batch: int = 2) -> torch.Tensor:
     channels, *spatial = model.default_input_size
-    spatial = [min(s, MIN_SPATIAL.get(name, 64)) for s in spatial]
+    spatial = [min(s, MIN_SPATIAL.get(name, 32)) for s in spatial]
     return torch.randn(batch, channels, *spatial)
 
 
@@ -29,7 +33,7 @@ def _tensors(output):
     return [t for item in output for t in _tensors(item)] if isinstance(output, (tuple, list)) else []
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in CLASSIFIERS])
 def test_every_model_trains_and_predicts(name):
     torch.manual_seed(0)
     model = _build(name, num_classes=7)
