@@ -1,11 +1,13 @@
 """Detection evaluation: COCO AP/AR (bbox, segm, keypoints) equal to pycocotools, and PASCAL VOC AP.
 
-In memory: ``evaluate_coco(gt_dict, result_dicts, iou_type="bbox").stats`` (a dict by name, pycocotools' order).
+In memory: ``evaluate_coco(gt_dict, result_dicts, iou_type="bbox").stats`` (a dict by name, pycocotools' order);
+a detector's outputs become result dicts with ``results_from_predictions(image_ids, outputs)``.
 From files: ``evaluate_coco(read_json(gt_path), read_json(dets_path))``.
 VOC: ``evaluate_voc(read_voc_folder("Annotations"), result_dicts, use_07_metric=True).mean_ap``.
 """
 
-from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth, read_json
+from convzoo.evaluation.coco import (CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth, read_json,
+                                     results_from_predictions)
 from convzoo.evaluation.cocoeval import CocoResult, evaluate_coco
 from convzoo.evaluation.voc import VocResult, evaluate_voc, read_voc_folder, read_voc_xml, voc_ap, voc_class_ap
 

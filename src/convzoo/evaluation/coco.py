@@ -274,3 +274,40 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox")
     if iou_type == "keypoints" and len(gt.ids) and len(results) and keypoints.shape[1] != gt.keypoints.shape[1]:
         raise ValueError(f"detections have {keypoints.shape[1]} keypoints, the ground truth {gt.keypoints.shape[1]}")
     return CocoDetections(image, category, score, np.asarray(area, np.float64), boxes, segmentations, keypoints)
+
+
+def _numpy(value: Any) -> np.ndarray:
+    """A CPU numpy array from a numpy array, a list or a torch tensor (on any device)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    return np.asarray(value)
+
+
+def results_from_predictions(image_ids: list, predictions: list[dict], category_ids: list | None = None,
+                             mask_threshold: float = 0.5) -> list[dict]:
+    """COCO result dicts from detector outputs, for :func:`convzoo.evaluation.evaluate_coco`.
+
+    ``predictions[i]`` belongs to image ``image_ids[i]`` and holds ``boxes`` (``[N, 4]`` ``(x1, y1, x2, y2)``
+    absolute pixels), ``scores`` ``[N]`` and ``labels`` ``[N]``, optionally ``masks`` (``[N, 1, H, W]`` or
+    ``[N, H, W]`` probabilities, binarized at ``mask_threshold`` and RLE-encoded) and ``keypoints`` (``[N, K, 3]``
+    ``(x, y, score)``). ``category_ids[label]`` maps a label to a COCO category id (default: the label itself).
+    """
+    results = []
+    for image_id, pred in zip(image_ids, predictions, strict=True):
+        boxes = _numpy(pred["boxes"]).astype(np.float64).reshape(-1, 4)
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+        labels = _numpy(pred["labels"]).astype(np.int64).reshape(-1).tolist()
+        scores = _numpy(pred["scores"]).astype(np.float64).reshape(-1).tolist()
+        masks = _numpy(pred["masks"]) if "masks" in pred else None
+        keypoints = _numpy(pred["keypoints"]).astype(np.float64) if "keypoints" in pred else None
+        for i, (box, label, score) in enumerate(zip(xywh.tolist(), labels, scores)):
+            result = {"image_id": image_id, "category_id": category_ids[label] if category_ids else label,
+                      "bbox": box, "score": score}
+            if masks is not None:
+                binary = np.asfortranarray((masks[i].reshape(masks.shape[-2:]) >= mask_threshold).astype(np.uint8))
+                rle = mask_utils.encode(binary)
+                result["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+            if keypoints is not None:
+                result["keypoints"] = keypoints[i].reshape(-1).tolist()
+            results.append(result)
+    return results
