@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from convzoo.layers import avg_pool, batch_norm, conv, global_avg_pool, max_pool
-from convzoo.models.base import Classifier, FeatureInfo
+from convzoo.models.base import Classifier, FeatureInfo, init_weights_he
 from convzoo.registry import register_model
 
 # Figure 5: module -> (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj, stride).
@@ -113,9 +113,7 @@ class BNInception(Classifier):
         self.avgpool = global_avg_pool(ndim)  # Figure 5: avg pool 7x7/1
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_weights_he(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tensor[N, in_chans, 224, 224] -> Tensor[N, 1024, 7, 7] (inception 5b)."""

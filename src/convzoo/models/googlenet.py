@@ -185,5 +185,5 @@ class GoogLeNet(Classifier):
 
 @register_model
 def googlenet(**kwargs) -> GoogLeNet:
-    """GoogLeNet (Szegedy et al. 2014), Table 1, with the two auxiliary classifiers (``aux_logits=False`` drops them)."""
+    """GoogLeNet (Szegedy et al. 2014), Table 1, with both auxiliary classifiers (``aux_logits=False`` drops them)."""
     return GoogLeNet(**kwargs)

@@ -27,7 +27,7 @@ from torch import nn
 
 from convzoo.layers import avg_pool, conv, global_avg_pool, max_pool
 from convzoo.models.aux import AuxOutput
-from convzoo.models.base import Classifier, FeatureInfo
+from convzoo.models.base import Classifier, FeatureInfo, init_weights_he
 from convzoo.registry import register_model
 
 Kernel = int | tuple[int, int]
@@ -153,6 +153,8 @@ class InceptionAux(nn.Module):
     """The BN auxiliary classifier on the 17x17x768 grid (Section 7, Figure 8).
 
     5x5/3 average pooling (17 -> 5), 1x1 conv 128, 5x5 conv 768 (5 -> 1), global average, linear to the classes.
+    Deviation for inputs below 299 only (torchvision fails there): an adaptive average pooling brings the grid to
+    the 5x5 that the 5x5 convolution needs (at 299 it is the identity).
     """
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
@@ -164,7 +166,9 @@ class InceptionAux(nn.Module):
         self.fc = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(self.conv0(self.pool(x)))
+        if min(x.shape[2:]) >= 5:
+            x = self.pool(x)
+        x = self.conv1(F.adaptive_avg_pool2d(self.conv0(x), 5))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
@@ -210,16 +214,7 @@ class InceptionV3(Classifier):
         self.avgpool = global_avg_pool(2)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Truncated normal (std 0.1) for conv and linear weights, as the TF-slim model; BN = (1, 0)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.1, a=-0.2, b=0.2)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights_he(self)
 
     def _run(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.transform_input:

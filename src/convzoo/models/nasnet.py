@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.layers import avg_pool, conv, global_avg_pool, max_pool, pad_same
-from convzoo.models.base import Classifier, FeatureInfo
+from convzoo.models.base import Classifier, FeatureInfo, init_weights_he
 from convzoo.models.nasnet_genotype import NASNET_A_NORMAL, NASNET_A_REDUCTION, Genotype
 from convzoo.registry import register_model
 
@@ -215,6 +215,12 @@ class NASNetA(Classifier):
         self.avgpool = global_avg_pool(2)
         self.dropout = nn.Dropout(dropout)
         self.last_linear = nn.Linear(self.num_features, num_classes)
+        init_weights_he(self)
+
+    def wiring(self) -> list[tuple[str, tuple[str, str]]]:
+        """(cell, (source of h_i, source of h_{i-1})) for every cell in order; "conv0" is the stem convolution."""
+        names = ["conv0"] + [name for name, _, _ in self.schedule]
+        return [(name, (names[cur], names[prev])) for name, cur, prev in self.schedule]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tensor[N, in_chans, H, W] -> ReLU of the last cell, Tensor[N, P, H/32, W/32] (rounded up)."""
