@@ -108,3 +108,21 @@ def test_cli_voc_folder(shared_data, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["stats"]["mAP"] == pytest.approx(0.6139, abs=0.01)
     assert main(args) == 0  # COCO protocol on VOC ground truth
     assert 0 < json.loads(capsys.readouterr().out)["stats"]["AP50"] <= 1
+
+
+def test_results_from_predictions_round_trip():
+    import torch
+
+    from convzoo.evaluation import results_from_predictions
+
+    gt = tiny_gt()
+    masks = torch.zeros(2, 1, 50, 60)
+    masks[0, 0, 10:30, 10:30] = 0.9
+    outputs = [{"boxes": torch.tensor([[10.0, 10.0, 30.0, 30.0]]), "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([0]), "masks": masks[:1]},
+               {"boxes": torch.tensor([[0.0, 0.0, 30.0, 10.0]]), "scores": torch.tensor([0.8]),
+                "labels": torch.tensor([1]), "masks": masks[1:]}]
+    results = results_from_predictions([1, 2], outputs, category_ids=[1, 2])
+    assert results[0]["bbox"] == [10.0, 10.0, 20.0, 20.0] and results[1]["category_id"] == 2
+    assert evaluate_coco(gt, results).stats["AP"] == pytest.approx(1.0)
+    assert results[0]["segmentation"]["size"] == [50, 60]

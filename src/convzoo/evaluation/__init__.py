@@ -12,5 +12,5 @@ from convzoo.evaluation.cocoeval import CocoResult, evaluate_coco
 from convzoo.evaluation.voc import VocResult, evaluate_voc, read_voc_folder, read_voc_xml, voc_ap, voc_class_ap
 
 __all__ = ["CocoDetections", "CocoGroundTruth", "CocoResult", "VocResult", "evaluate_coco", "evaluate_voc",
-           "parse_detections", "parse_ground_truth", "read_json", "read_voc_folder", "read_voc_xml", "voc_ap",
-           "voc_class_ap"]
+           "parse_detections", "parse_ground_truth", "read_json", "read_voc_folder", "read_voc_xml",
+           "results_from_predictions", "voc_ap", "voc_class_ap"]
