@@ -188,8 +188,8 @@ def _keypoints(records: list, kind: str) -> np.ndarray:
     values = _column(records, "keypoints", kind)
     lengths = {len(v) if isinstance(v, list) else -1 for v in values}
     if len(lengths) != 1 or next(iter(lengths)) % 3 != 0 or next(iter(lengths)) <= 0:
-        first = next(i for i, v in enumerate(values) if not isinstance(v, list) or len(v) != len(values[0]))
-        first = first if len(lengths) > 1 else 0
+        first = 0 if len(lengths) == 1 else next(
+            i for i, v in enumerate(values) if not isinstance(v, list) or len(v) != len(values[0]))
         raise ValueError(f"{_record(records, kind, first)}: 'keypoints' must be lists of 3K numbers of one length")
     return _numbers(values, records, kind, "keypoints", len(values[0])).reshape(len(values), -1, 3)
 
@@ -210,6 +210,7 @@ def parse_ground_truth(dataset: dict, iou_type: str = "bbox") -> CocoGroundTruth
     default = None if iou_type == "segm" else 0  # masks need the image size; boxes and keypoints do not
     hw = [_column(images, "height", "images", default), _column(images, "width", "images", default)]
     sizes = _numbers(list(zip(*hw)), images, "images", "height, width", 2).reshape(-1, 2)[order].astype(np.int64)
+    _nonnegative(sizes, [images[i] for i in order], "images", "height or width")
     names = {c["id"]: str(c.get("name", c["id"])) for c in cats}
     ids = _numbers(_column(anns, "id", "annotations"), anns, "annotations", "id").astype(np.int64)
     if len(np.unique(ids)) != len(ids):
