@@ -258,3 +258,65 @@ def test_timm_resnet_weights_give_identical_logits() -> None:
     model = resnet.resnet18(num_classes=10)
     load_weights(model, reference.state_dict(), source="timm")
     assert_same_logits(reference, model, (3, 48, 48))
+
+
+def test_nasnet_a_large_has_timm_s_names_and_shapes() -> None:
+    timm = pytest.importorskip("timm")
+    with torch.device("meta"):
+        reference = timm.create_model("nasnetalarge", pretrained=False, num_classes=7)
+        model = create_model("nasnet_a_large", num_classes=7)
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected
+
+
+def test_timm_nasnet_weights_give_identical_logits_narrow() -> None:
+    # timm's NASNet-A Large topology (6 cells per stage, stem cells, skip_reduction_layer_input) at 1/21 of the
+    # width: penultimate 192 = 24 x 8 filters, stem 16 (the real one: 4032 = 24 x 168, stem 96). Same code path.
+    pytest.importorskip("timm")
+    from timm.models.nasnet import NASNetALarge
+
+    from convzoo.models.nasnet import NASNetA
+
+    reference = randomize_batch_norm(NASNetALarge(num_classes=10, stem_size=16, num_features=192))
+    kwargs = {"cells_per_stage": 6, "penultimate_filters": 192, "stem_filters": 16, "skip_reduction_layer_input": True,
+              "input_size": 64, "num_classes": 10}
+    model = NASNetA(**kwargs, count_include_pad=True)
+    report = load_weights(model, reference.state_dict(), source="timm")
+    assert len(report.loaded) == len(model.state_dict()) and not report.notes
+    assert_same_logits(reference, model, (3, 64, 64))
+    tf_pooling = NASNetA(**kwargs)
+    assert "count_include_pad=True" in load_weights(tf_pooling, reference.state_dict(), source="timm").notes[0]
+
+
+@pytest.mark.slow
+def test_timm_nasnetalarge_weights_give_identical_logits(tmp_path) -> None:
+    timm = pytest.importorskip("timm")
+    from convzoo.models.nasnet import nasnet_a_large
+
+    reference = randomize_batch_norm(timm.create_model("nasnetalarge", pretrained=False, num_classes=10))
+    save_weights(reference, tmp_path / "nasnetalarge.safetensors")
+    model = build_uninitialized(nasnet_a_large, num_classes=10, count_include_pad=True)
+    load_weights(model, tmp_path / "nasnetalarge.safetensors", source="timm")
+    assert_same_logits(reference, model, (3, 331, 331))
+
+
+@pytest.mark.parametrize("input_size", [pytest.param(32, id="32"), pytest.param(224, id="224", marks=pytest.mark.slow)])
+def test_timm_vgg_convolutional_classifier_becomes_linear(input_size: int) -> None:
+    timm = pytest.importorskip("timm")
+    reference = randomize_batch_norm(timm.create_model("vgg11_bn", pretrained=False, num_classes=10))
+    model = build_uninitialized(vgg.vgg11_bn, num_classes=10)
+    report = load_weights(model, reference.state_dict(), source="timm")
+    assert len(report.loaded) == len(model.state_dict())
+    assert model.classifier[0].weight.shape == (4096, 512 * 7 * 7)
+    assert_same_logits(reference, model, (3, input_size, input_size))
+
+
+def test_timm_inception_v3_has_no_aux_head() -> None:
+    timm = pytest.importorskip("timm")
+    reference = randomize_batch_norm(timm.create_model("inception_v3", pretrained=False, num_classes=10))
+    with pytest.raises(WeightsMismatchError, match="build the model with aux_logits=False"):
+        load_weights(build_uninitialized(inception_v3.inception_v3, num_classes=10), reference.state_dict(),
+                     source="timm")
+    model = build_uninitialized(inception_v3.inception_v3, num_classes=10, aux_logits=False)
+    load_weights(model, reference.state_dict(), source="timm")
+    assert_same_logits(reference, model, (3, 107, 107))

@@ -88,6 +88,10 @@ def _notes(model: nn.Module, source: str) -> list[str]:
     if source == "torchvision" and type(model).__name__ == "InceptionV3" and not getattr(model, "transform_input", 1):
         notes.append("torchvision's ImageNet Inception-v3 weights expect transform_input=True with "
                      "ImageNet-normalized inputs")
+    if (source == "timm" and type(model).__name__ == "NASNetA"
+            and not any(type(m).__name__ == "ZeroPaddedAvgPool" for m in model.modules())):
+        notes.append("timm's nasnetalarge counts the zero padding in its strided 3x3 average poolings; build the "
+                     "model with count_include_pad=True to reproduce its logits (the default follows TF-slim)")
     return notes
 
 
@@ -152,6 +156,8 @@ def _mismatch_message(model: nn.Module, where: str, source: str, state: Mapping[
     elif not report.loaded:
         lines.append("  no tensor of the file fits: is it a checkpoint of another architecture, or of another "
                      "source (source='torchvision', 'timm' or 'convzoo')?")
+    elif report.missing and all(k.lower().startswith("aux") for k in report.missing):
+        lines.append("  the file has no auxiliary classifier: build the model with aux_logits=False")
     elif problems and problems <= head_keys(model):
         lines.append("  only the classifier differs: pass ignore_mismatched_head=True to keep a freshly initialized "
                      "classifier (fine-tuning to other classes)")

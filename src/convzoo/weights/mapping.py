@@ -2,8 +2,9 @@
 
 convzoo's VGG, ResNet (also Wide ResNet and ResNeXt) and Inception-v3 use torchvision's parameter names on purpose,
 so their torchvision checkpoints need no renaming (``tests/test_weights.py`` checks the logits, not only the names).
-timm names its ResNet family as torchvision does. Families whose names differ register a renaming function here,
-keyed by the source and the convzoo model class name (so that this module imports no model module).
+timm names its ResNet family and Inception-v3 as torchvision does, and convzoo's NASNet-A uses the names of timm's
+``nasnetalarge``. Families whose checkpoints differ register a conversion here, keyed by the source and the convzoo
+model class name (so that this module imports no model module): timm's VGG.
 """
 
 from __future__ import annotations
@@ -56,3 +57,19 @@ def rename_prefixes(state: dict[str, torch.Tensor], table: list[tuple[str, str]]
                 break
         out[key] = value
     return out
+
+
+@register_renamer("timm", "VGG")
+def timm_vgg(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm's VGG writes FC-4096, FC-4096 as convolutions (``pre_logits.fc1``: 7x7 on the 512x7x7 map, ``fc2``: 1x1)
+    and the last layer as ``head.fc``; convzoo (as torchvision) has ``classifier.0/3/6`` linear layers.
+
+    A 7x7 convolution over a 7x7 map is the linear layer on the flattened map: weight [4096, 512, 7, 7] ->
+    [4096, 512 * 7 * 7], flattened in the same (channel, row, column) order as ``torch.flatten(x, 1)``.
+    """
+    state = rename_prefixes(state, [("pre_logits.fc1.", "classifier.0."), ("pre_logits.fc2.", "classifier.3."),
+                                    ("head.fc.", "classifier.6.")])
+    for key in ("classifier.0.weight", "classifier.3.weight"):
+        if key in state and state[key].dim() > 2:
+            state[key] = state[key].flatten(1)  # (out, in, *kernel) -> (out, in * prod(kernel))
+    return state
