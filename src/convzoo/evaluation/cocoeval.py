@@ -122,7 +122,7 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     npig = np.zeros((num_cats, len(areas)), dtype=np.int64)  # non-ignored ground truths per category and area
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
-    # already in (category, image, score, position) order, so one stable sort by (category, -score) finishes it.
+    # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
     order = np.lexsort((-dets.score[d_idx], det_cat[d_idx]))
     precision, recall = _accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
                                     det_cat[d_idx][order], rank[order], npig, max_dets)
