@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     a("--amp", choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
     a("--device", help="cpu | cuda | cuda:N (default: cuda if available)")
     a("--workers", type=int, help="data-loading processes (default: 0, in the main process)")
-    a("--threads", type=int, help="CPU threads for each process (default: PyTorch's; 1 suits tiny models)")
+    a("--threads", type=int, help="CPU threads of each process (default: 1 for digits, else PyTorch's)")
     a("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
     a("--skip-bad-images", action="store_true", help="skip and count image files that cannot be decoded")
     a("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default: the data set's)")

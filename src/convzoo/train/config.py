@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The embedded default: a small course-style CNN for scikit-learn's 8x8 digits (about 0.1 M parameters).
-DEFAULT_MODEL = "spec:CB-32-3-1-same,CB-32-3-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,F,H-128,D-0.3"
+# The embedded default: a small course-style CNN for scikit-learn's 8x8 digits (53 k parameters; 10 epochs reach
+# about 99% test accuracy).
+DEFAULT_MODEL = "spec:CB-32-3-1-same,M-2-2,CB-64-3-1-same,M-2-2,F,H-128,D-0.3"
 
 
 @dataclass
@@ -17,7 +18,7 @@ class TrainConfig:
 
     model: str = DEFAULT_MODEL
     data: str = "digits"
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 32
     lr: float | None = None  # None: the optimizer's default (sgd 0.1, rmsprop 0.045, adam/adamw 1e-3)
     optimizer: str = "adamw"  # sgd | rmsprop | adam | adamw
@@ -43,7 +44,7 @@ class TrainConfig:
     amp: str | None = None  # bf16 | fp16 (CUDA only)
     device: str | None = None  # default: cuda if available else cpu
     workers: int = 0
-    threads: int | None = None  # intra-op CPU threads (default: PyTorch's); 1 is fastest for tiny models
+    threads: int | None = None  # intra-op CPU threads; None: 1 for digits (8x8 inputs gain nothing), else PyTorch's
     sync_bn: bool = False
     skip_bad_images: bool = False
     augment: bool | None = None  # None: the data set's default
