@@ -90,11 +90,11 @@ class SingleMapBackbone(nn.Module):
 
 
 def resnet_fpn_backbone(name: str = "resnet50", *, trainable_layers: int = 3, frozen_bn: bool = True,
-                        state_dict: dict | None = None) -> FPNBackbone:
+                        state_dict: dict | None = None, out_channels: int = 256) -> FPNBackbone:
     """ResNet + FPN (Mask R-CNN's R50-FPN); by default conv1 and layer1 frozen, BatchNorm frozen (torchvision)."""
     body = build_classifier(name, frozen_bn, state_dict)
     _freeze_body(body, trainable_layers)
-    return FPNBackbone(body)
+    return FPNBackbone(body, out_channels)
 
 
 def resnet_c4_backbone(name: str = "resnet50", *, trainable_layers: int = 3, frozen_bn: bool = True,

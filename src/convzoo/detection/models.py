@@ -12,13 +12,14 @@
 
 Every builder takes ``backbone=`` (a registry classifier name, e.g. ``"resnet18"``), ``num_classes`` (with the
 background), ``roi_method`` (``"align"`` or ``"pool"``), ``min_size``/``max_size``, ``rpn_config``/``roi_config``
-(dataclasses) and ``backbone_weights`` (an ImageNet state dict of the classifier). The FPN builders' defaults are
-torchvision's, so its checkpoints load (:mod:`convzoo.weights.torchvision_detection`).
+(dataclasses), ``widths`` (FPN builders: channels of the FPN and the heads) and ``backbone_weights`` (an ImageNet
+state dict of the classifier). The FPN builders' defaults are torchvision's, so its checkpoints load
+(:mod:`convzoo.weights.torchvision_detection`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from convzoo.detection.anchors import AnchorGenerator
 from convzoo.detection.backbone import resnet_c4_backbone, resnet_fpn_backbone, vgg_conv5_backbone
@@ -38,6 +39,17 @@ C4_ANCHOR_SIZES = ((32, 64, 128, 256, 512),)  # Detectron's C4 setting (COCO has
 ASPECT_RATIOS = (0.5, 1.0, 2.0)  # 1:2, 1:1, 2:1
 
 
+@dataclass(frozen=True)
+class HeadWidths:
+    """Channels of the FPN and the heads; the defaults are the papers' (and torchvision's). Smaller numbers make
+    small, fast models (e.g. for the generated ``shapes`` set on a CPU)."""
+
+    fpn: int = 256
+    box: int = 1024  # fc6 / fc7
+    mask: int = 256
+    keypoint: int = 512
+
+
 def _rpn(anchor_sizes, in_channels: int, config: RPNConfig | None) -> RegionProposalNetwork:
     anchors = AnchorGenerator(anchor_sizes, ASPECT_RATIOS)
     return RegionProposalNetwork(anchor_generator=anchors,
@@ -47,20 +59,22 @@ def _rpn(anchor_sizes, in_channels: int, config: RPNConfig | None) -> RegionProp
 def _fpn_rcnn(backbone: str, num_classes: int, roi_method: str, trainable_layers: int, frozen_bn: bool,
               min_size, max_size: int, rpn_config: RPNConfig | None, roi_config: RoIHeadsConfig | None,
               backbone_weights: dict | None, masks: bool = False, num_keypoints: int = 0,
-              class_names: list[str] | None = None) -> RCNN:
+              class_names: list[str] | None = None, widths: HeadWidths | None = None) -> RCNN:
     """Faster/Mask/Keypoint R-CNN with a ResNet-FPN backbone (He et al. 2017, Sec. 3.1 "Network Architecture")."""
+    widths = widths or HeadWidths()
     body = resnet_fpn_backbone(backbone, trainable_layers=trainable_layers, frozen_bn=frozen_bn,
-                               state_dict=backbone_weights)
+                               state_dict=backbone_weights, out_channels=widths.fpn)
     channels, strides = body.out_channels, body.strides[:4]  # RoIs read P2..P5
     mask_branch = keypoint_branch = None
     if masks:
         mask_branch = MaskBranch(pooler=RoIPooler(14, strides, method=roi_method),
-                                 head=MaskHead(channels, num_classes))
+                                 head=MaskHead(channels, num_classes, widths.mask))
     if num_keypoints:
         keypoint_branch = KeypointBranch(pooler=RoIPooler(14, strides, method=roi_method),
-                                         head=KeypointHead(channels, num_keypoints))
+                                         head=KeypointHead(channels, num_keypoints, widths.keypoint))
     roi_heads = RoIHeads(box_pooler=RoIPooler(7, strides, method=roi_method),
-                         box_head=TwoMLPHead(channels * 7 * 7, 1024), box_predictor=BoxPredictor(1024, num_classes),
+                         box_head=TwoMLPHead(channels * 7 * 7, widths.box),
+                         box_predictor=BoxPredictor(widths.box, num_classes),
                          config=roi_config, mask_branch=mask_branch, keypoint_branch=keypoint_branch)
     return RCNN(transform=DetectionTransform(min_size=min_size, max_size=max_size), backbone=body,
                 rpn=_rpn(FPN_ANCHOR_SIZES, channels, rpn_config), roi_heads=roi_heads, class_names=class_names)
@@ -144,20 +158,22 @@ def faster_rcnn_r50_c4(*, backbone: str = "resnet50", num_classes: int = 81, roi
 def faster_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, roi_method: str = "align",
                         trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                         rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
-                        backbone_weights: dict | None = None, class_names: list[str] | None = None) -> RCNN:
+                        backbone_weights: dict | None = None, class_names: list[str] | None = None,
+                        widths: HeadWidths | None = None) -> RCNN:
     """Faster R-CNN R50-FPN (Lin et al. 2017), torchvision's ``fasterrcnn_resnet50_fpn`` layout."""
     return _fpn_rcnn(backbone, num_classes, roi_method, trainable_layers, frozen_bn, min_size, max_size, rpn_config,
-                     roi_config, backbone_weights, class_names=class_names)
+                     roi_config, backbone_weights, class_names=class_names, widths=widths)
 
 
 @register_model
 def mask_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, roi_method: str = "align",
                       trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                       rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
-                      backbone_weights: dict | None = None, class_names: list[str] | None = None) -> RCNN:
+                      backbone_weights: dict | None = None, class_names: list[str] | None = None,
+                      widths: HeadWidths | None = None) -> RCNN:
     """Mask R-CNN R50-FPN (He et al. 2017), torchvision's ``maskrcnn_resnet50_fpn`` layout."""
     return _fpn_rcnn(backbone, num_classes, roi_method, trainable_layers, frozen_bn, min_size, max_size, rpn_config,
-                     roi_config, backbone_weights, masks=True, class_names=class_names)
+                     roi_config, backbone_weights, masks=True, class_names=class_names, widths=widths)
 
 
 @register_model
@@ -165,7 +181,9 @@ def keypoint_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 2, n
                           roi_method: str = "align", trainable_layers: int = 3, frozen_bn: bool = True,
                           min_size=(640, 672, 704, 736, 768, 800), max_size: int = 1333,
                           rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
-                          backbone_weights: dict | None = None, class_names: list[str] | None = None) -> RCNN:
+                          backbone_weights: dict | None = None, class_names: list[str] | None = None,
+                          widths: HeadWidths | None = None) -> RCNN:
     """Keypoint R-CNN R50-FPN (He et al. 2017, Sec. 5): person boxes + 17 COCO keypoints, multi-scale training."""
     return _fpn_rcnn(backbone, num_classes, roi_method, trainable_layers, frozen_bn, min_size, max_size, rpn_config,
-                     roi_config, backbone_weights, num_keypoints=num_keypoints, class_names=class_names)
+                     roi_config, backbone_weights, num_keypoints=num_keypoints, class_names=class_names,
+                     widths=widths)
