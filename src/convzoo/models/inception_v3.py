@@ -90,6 +90,7 @@ INCEPTION_V3_TABLE: list[tuple[str, list[Chain]]] = [
     ("Mixed_7b", module_8()), ("Mixed_7c", module_8()),
 ]
 # Table 1's stem: (name, filters, kernel, stride, padding); a max pool 3x3/2 follows Conv2d_2b and Conv2d_4a.
+STEM_POOLS = {"Conv2d_2b_3x3": "maxpool1", "Conv2d_4a_3x3": "maxpool2"}
 STEM = [("Conv2d_1a_3x3", 32, 3, 2, 0), ("Conv2d_2a_3x3", 32, 3, 1, 0), ("Conv2d_2b_3x3", 64, 3, 1, 1),
         ("Conv2d_3b_1x1", 80, 1, 1, 0), ("Conv2d_4a_3x3", 192, 3, 1, 0)]
 AUX_AFTER = "Mixed_6e"
@@ -125,12 +126,12 @@ class Mixed(nn.Module):
         for chain in branches:
             channels = in_channels
             for item in chain:
-                if isinstance(item, str):
+                if isinstance(item, str):  # a pooling keeps the channels
                     continue
-                for name, filters, kernel, stride in ([_step(s) for s in item] if isinstance(item, list)
-                                                      else [_step(item)]):
+                parallel = item if isinstance(item, list) else [item]
+                for name, filters, kernel, stride in map(_step, parallel):
                     self.add_module(name, ConvBN(channels, filters, kernel, stride))
-                channels = sum(s[1] for s in item) if isinstance(item, list) else item[1]
+                channels = sum(step[1] for step in parallel)
             self.out_channels += channels
 
     def _chain(self, x: torch.Tensor, chain: Chain) -> torch.Tensor:
@@ -198,8 +199,8 @@ class InceptionV3(Classifier):
         for name, filters, kernel, stride, padding in STEM:
             self.add_module(name, ConvBN(channels, filters, kernel, stride, padding))
             channels = filters
-            if name in ("Conv2d_2b_3x3", "Conv2d_4a_3x3"):
-                self.add_module("maxpool1" if name == "Conv2d_2b_3x3" else "maxpool2", max_pool(2, 3, 2))
+            if name in STEM_POOLS:
+                self.add_module(STEM_POOLS[name], max_pool(2, 3, 2))
         self.feature_info = [FeatureInfo("Conv2d_2b_3x3", 64, 2), FeatureInfo("Conv2d_4a_3x3", 192, 4)]
         stride = 8
         for name, branches in INCEPTION_V3_TABLE:
