@@ -28,7 +28,7 @@ WIDER_CNN = "spec:CB-32-3-1-same,M-2-2,CB-64-3-1-same,M-2-2,CB-128-3-1-same,M-2-
 RECIPES = {
     "mnist": ["--model", SMALL_CNN, "--epochs", "2", "--batch-size", "128", "--optimizer", "adamw", "--lr", "3e-3",
               "--schedule", "one-cycle", "--no-augment"],
-    "fashion-mnist": ["--model", WIDER_CNN, "--epochs", "4", "--batch-size", "128", "--optimizer", "adamw",
+    "fashion-mnist": ["--model", WIDER_CNN, "--epochs", "3", "--batch-size", "128", "--optimizer", "adamw",
                       "--lr", "3e-3", "--schedule", "one-cycle", "--no-augment", "--label-smoothing", "0.1"],
     "cifar10": ["--model", "resnet20", "--batch-size", "128", "--optimizer", "sgd", "--lr", "0.1",
                 "--weight-decay", "5e-4", "--schedule", "one-cycle", "--channels-last"],

@@ -50,7 +50,7 @@ class TensorImageDataset(Dataset):
         return images[0], labels[0]
 
     def subset(self, indices: torch.Tensor, augment: bool = True) -> TensorImageDataset:
-        """The images at ``indices`` (a view sharing storage where possible), with or without augmentation."""
+        """The images at ``indices`` (copied), with or without this data set's augmentation."""
         return TensorImageDataset(self.images[indices], self.labels[indices], self.normalize,
                                   self.augment if augment else None)
 
@@ -59,7 +59,7 @@ def fixed_split(n: int, fractions: Sequence[float], seed: int = 0) -> list[torch
     """Split ``range(n)`` by a fixed permutation (``seed``, independent of the training seed) into parts.
 
     ``fractions`` are the sizes of the parts after the first, which takes the rest; e.g. ``fixed_split(1797,
-    [0.1, 0.2])`` -> (train, dev, test) index tensors of 1258, 179 and 360 items (sizes rounded to nearest).
+    [0.1, 0.2])`` -> (train, dev, test) index tensors of 1258, 180 and 359 items (sizes rounded to nearest).
     """
     permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     sizes = [round(n * f) for f in fractions]

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from convzoo.data import collate_batch
 from convzoo.layers import BATCH_NORM_TYPES, freeze_bn
 from convzoo.registry import create_model
+from convzoo.train.checkpoint import unwrap_model
 from convzoo.train.config import TrainConfig
 
 
@@ -51,8 +52,9 @@ def set_train_mode(model: nn.Module, backbone_frozen: bool) -> None:
     used and kept, as the pretrained network computed them)."""
     model.train()
     if backbone_frozen:
-        head = set(classifier_of(model).modules())
-        for module in model.modules():
+        inner = unwrap_model(model)  # the same modules as inside DDP / torch.compile
+        head = set(classifier_of(inner).modules())
+        for module in inner.modules():
             if isinstance(module, BATCH_NORM_TYPES) and module not in head:
                 module.eval()
 

@@ -128,6 +128,7 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
     splits = load_data(config.data, config.augment, config.image_size, config.skip_bad_images)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits.num_classes, splits.input_size).to(device)
+    torch.manual_seed(config.seed + 1 + context.rank)  # augmentation and dropout differ between ranks
     if config.channels_last and len(splits.input_size) == 3:
         model = model.to(memory_format=torch.channels_last)
     lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
