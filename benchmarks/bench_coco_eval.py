@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import time
@@ -122,6 +123,9 @@ def main() -> None:
     print(f"{args.iou_type}: {len(gt['images'])} images, {len(gt['annotations'])} ground truths, "
           f"{len(dets)} detections, {args.categories} categories")
     runners = {"pycocotools": run_pycocotools, "faster-coco-eval": run_faster_coco_eval, "convzoo": run_convzoo}
+    if importlib.util.find_spec("faster_coco_eval") is None:
+        print("faster-coco-eval is not installed (pip install faster-coco-eval): skipped")
+        args.skip.append("faster-coco-eval")
     times, stats = {}, {}
     for name, runner in runners.items():
         if name in args.skip:

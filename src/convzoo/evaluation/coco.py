@@ -119,6 +119,11 @@ def _numbers(values: list, records: list, kind: str, key: str, width: int | None
 
 def _index(ids: list, table: list, records: list, kind: str, key: str) -> np.ndarray:
     """Positions of ``ids`` in the sorted id list ``table``; an unknown id is an error naming the record."""
+    sorted_table, found = np.asarray(table), np.asarray(ids)
+    if len(table) and sorted_table.dtype.kind == "i" and found.dtype.kind == "i":  # fast path: integer ids
+        position = np.minimum(np.searchsorted(sorted_table, found), len(table) - 1)
+        if (sorted_table[position] == found).all():
+            return position.astype(np.int64)
     lookup = {value: i for i, value in enumerate(table)}
     try:
         return np.fromiter((lookup[v] for v in ids), dtype=np.int64, count=len(ids))

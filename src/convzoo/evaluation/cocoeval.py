@@ -106,7 +106,8 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     g_idx = g_idx[np.lexsort((gt.category[g_idx], gt_cat[g_idx] * num_images + gt.image[g_idx]))]
     d_idx = np.flatnonzero(det_keep)
     det_group_all = det_cat * num_images + dets.image
-    d_idx = d_idx[np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))]
+    tie_keys = () if use_categories else (dets.category[d_idx],)  # pooled categories: ties in category order
+    d_idx = d_idx[np.lexsort((*tie_keys, -dets.score[d_idx], det_group_all[d_idx]))]
     d_group = det_group_all[d_idx]
     rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
     beyond = int(np.count_nonzero(rank >= max_dets[-1]))
