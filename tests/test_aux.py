@@ -77,3 +77,14 @@ def test_models_follow_the_contract(name, input_size, weights):
         assert isinstance(model(x), torch.Tensor)
     plain = convzoo.create_model(name, num_classes=5, aux_logits=False).train()
     assert isinstance(plain(x), torch.Tensor)
+
+
+def test_reset_classifier_resets_the_aux_heads_too():
+    model = convzoo.create_model("googlenet", num_classes=10)
+    model.reset_classifier(3)
+    out = model.train()(torch.randn(2, 3, 64, 64))
+    assert out.logits.shape == (2, 3) and all(a.shape == (2, 3) for a in out.aux_logits)
+    with torch.device("meta"):
+        inception = convzoo.create_model("inception_v3")
+    inception.reset_classifier(4)
+    assert inception.fc.out_features == inception.AuxLogits.fc.out_features == 4

@@ -174,6 +174,13 @@ class GoogLeNet(Classifier):
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """New final linear layers, for the main and for both auxiliary classifiers, with ``num_classes`` outputs."""
+        super().reset_classifier(num_classes)
+        for aux in (self.aux1, self.aux2):
+            if aux is not None:
+                aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes).to(aux.fc2.weight.device)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
         self.check_input(x)
         features, aux = self._run(x, with_aux=self.training and self.aux_logits)

@@ -237,6 +237,13 @@ class InceptionV3(Classifier):
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """New final linear layers, for the main and for the auxiliary classifier, with ``num_classes`` outputs."""
+        super().reset_classifier(num_classes)
+        if self.AuxLogits is not None:
+            fc = self.AuxLogits.fc
+            self.AuxLogits.fc = nn.Linear(fc.in_features, num_classes).to(fc.weight.device)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
         self.check_input(x)
         features, aux = self._run(x, with_aux=self.training and self.aux_logits)
