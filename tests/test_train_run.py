@@ -60,6 +60,27 @@ def test_run_leaves_everything_and_evaluate_agrees(tmp_path, capsys):
     result = evaluated.func(evaluated)
     assert result["test:accuracy"] == pytest.approx(metrics["test:accuracy"])
     assert result["test:loss"] == pytest.approx(metrics["test:loss"], rel=1e-5)
+    # predict: a test image of the digits, written as a PNG, gets the class that evaluate counted
+    from PIL import Image
+
+    from convzoo.data import load_data
+
+    splits = load_data("digits")
+    pixels = splits.test.images[0, 0].numpy()
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    predicted = build_parser().parse_args(["predict", str(run_dir), str(tmp_path / "digit.png"), "--top", "2",
+                                           "--checkpoint", "last"])
+    top = predicted.func(predicted)[str(tmp_path / "digit.png")]
+    assert len(top) == 2 and top[0][1] >= top[1][1] and top[0][0] in splits.class_names
+
+
+def test_freeze_bn_keeps_statistics(tmp_path):
+    train(*tiny(tmp_path, "frozen", "--epochs", "1", "--freeze-bn"))
+    tuned = weights(tmp_path / "frozen")
+    # a fresh BatchNorm's statistics and affine transform, never updated
+    assert torch.equal(tuned["features.0.bn.running_mean"], torch.zeros(8))
+    assert torch.equal(tuned["features.0.bn.running_var"], torch.ones(8))
+    assert "features.0.bn.num_batches_tracked" not in tuned
 
 
 def test_resume_with_more_epochs_is_bit_exact(tmp_path):
@@ -150,7 +171,7 @@ def test_pretrained_torchvision_file_new_head_and_frozen_backbone(tmp_path):
                 module.running_var.uniform_(0.5, 1.5)
     torch.save(reference.state_dict(), tmp_path / "resnet18_tv.pth")
     train(*tiny(tmp_path, "ft", "--epochs", "1", "--model", "resnet18", "--pretrained",
-                str(tmp_path / "resnet18_tv.pth"), "--freeze-backbone", "--lr", "0.01"))
+                str(tmp_path / "resnet18_tv.pth"), "--freeze-backbone", "--lr", "0.01", "--batch-size", "256"))
     tuned, source = weights(tmp_path / "ft"), reference.state_dict()
     assert tuned["fc.weight"].shape == (10, 512)
     for key, value in source.items():
