@@ -220,6 +220,13 @@ def test_subsets_and_class_agnostic():
     assert_same(gt, dets, "bbox", useCats=0)
 
 
+def test_category_without_detections():
+    gt, dets = random_set(6)
+    dets = [d for d in dets if d["category_id"] != 7]  # 7 has ground truth but no detection: AP 0 there
+    assert_same(gt, dets, "bbox")
+    assert evaluate_coco(gt, dets).per_category_ap()[7] == 0.0
+
+
 def test_ground_truth_id_zero_reads_as_unmatched():
     gt, dets = random_set(2)
     for ann in gt["annotations"]:
