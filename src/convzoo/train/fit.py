@@ -142,7 +142,9 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
         if scaler is not None and saved["scaler"]:
             scaler.load_state_dict(saved["scaler"])
         state = TrainState(**saved["train_state"])
-        set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])  # rank 0's generators; other ranks draw their own stream again
+        if context.rank:
+            torch.manual_seed(config.seed + 1 + context.rank + 7919 * state.step)
         truncate_metrics(run_dir / "metrics.jsonl", state.epoch)
     trained = torch.compile(model) if config.compile else model
     trained = dist_utils.wrap_model(trained, context, device, config.sync_bn)
