@@ -67,7 +67,8 @@ def _assert_same_detections(want: dict, got: dict, top: int) -> None:
             torch.testing.assert_close(got[key][twin], want[key][:top], atol=1e-2, rtol=1e-3)
 
 
-@pytest.mark.parametrize("name", list(PAIRS))
+@pytest.mark.parametrize("name", ["faster_rcnn_r50_fpn", "mask_rcnn_r50_fpn",
+                                  pytest.param("keypoint_rcnn_r50_fpn", marks=pytest.mark.slow)])
 def test_same_detections_as_torchvision(name: str) -> None:
     detections = 5 if name.startswith("keypoint") else 50
     reference, model = _pair(name, detections)

@@ -114,7 +114,8 @@ def run_train(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.json").write_text(json.dumps(options, indent=1))
     augmented = TransformedDataset(train_set, detection_augmentation(args.hflip)) if args.hflip else train_set
-    config = DetectionTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
+    config = DetectionTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, clock=args.clock,
+                                  batch_size=args.batch_size,
                                   lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup,
                                   workers=args.workers, device=args.device, out=str(out), resume=args.resume)
     (out / "train.json").write_text(json.dumps(asdict(config), indent=1))
@@ -185,6 +186,8 @@ def register(subparsers) -> None:
     train.add_argument("--trainable-layers", type=int, default=None, help="backbone stages trained (5: all)")
     train.add_argument("--epochs", type=int, default=12)
     train.add_argument("--max-minutes", type=float, default=0.0, help="stop (and end the schedule) after this")
+    train.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                       help="--max-minutes of wall time or of this process's CPU time (a shared machine)")
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--lr", type=float, default=0.02)
     train.add_argument("--weight-decay", type=float, default=1e-4)

@@ -1,0 +1,122 @@
+"""Detection data: the generated shapes, COCO/VOC readers, augmentation consistency, COCO views, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convzoo.cli import build_parser
+from convzoo.data.detection import (
+    coco_ground_truth,
+    coco_results,
+    detection_augmentation,
+    drop_degenerate,
+)
+from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
+from convzoo.data.detection_shapes import ShapesDataset, mask_to_box
+from convzoo.evaluation import evaluate_coco
+
+
+def test_shapes_are_deterministic_and_consistent() -> None:
+    data = ShapesDataset(6, size=96, seed=3)
+    image, target = data[2]
+    again, same = ShapesDataset(6, size=96, seed=3)[2]
+    torch.testing.assert_close(image, again)
+    assert image.shape == (3, 96, 96) and 0 <= image.min() and image.max() <= 1
+    for box, mask, label, points in zip(target["boxes"], target["masks"], target["labels"], target["keypoints"]):
+        torch.testing.assert_close(box, mask_to_box(mask.bool()))  # the box is the mask's tight box
+        if label == 1:
+            assert (points[:, 2] == 0).all()  # circles have no keypoints
+        else:  # corners lie on the box's border (within a pixel)
+            assert (points[:, 0] >= box[0] - 1).all() and (points[:, 0] <= box[2] + 1).all()
+            assert (points[:, 1] >= box[1] - 1).all() and (points[:, 1] <= box[3] + 1).all()
+    assert (target["masks"].sum(0) <= 1).all()  # objects do not overlap
+
+
+def test_ground_truth_fed_back_as_results_scores_ap_one() -> None:
+    data = ShapesDataset(4, size=64)
+    gt = coco_ground_truth(data, data.classes, data.keypoint_names)
+    detections = [{"boxes": t["boxes"], "labels": t["labels"], "scores": torch.ones(len(t["labels"])),
+                   "masks": t["masks"][:, None].float()} for _, t in (data[i] for i in range(4))]
+    results = coco_results(detections, range(4))
+    assert evaluate_coco(gt, results, "bbox").stats["AP"] == pytest.approx(1.0)
+    assert evaluate_coco(gt, results, "segm").stats["AP"] == pytest.approx(1.0)
+
+
+def test_horizontal_flip_keeps_boxes_masks_keypoints_together() -> None:
+    image, target = ShapesDataset(1, size=64, seed=1)[0]
+    flipped, moved = detection_augmentation(horizontal_flip=1.0)(image, target)
+    torch.testing.assert_close(flipped, image.flip(-1))
+    torch.testing.assert_close(moved["masks"], target["masks"].flip(-1))
+    for box, mask in zip(moved["boxes"], moved["masks"]):
+        torch.testing.assert_close(box, mask_to_box(mask.bool()))
+    visible = target["keypoints"][..., 2] > 0  # v2 flips keypoints as pixel indices: x -> W - 1 - x
+    torch.testing.assert_close(moved["keypoints"][..., 0][visible], 63 - target["keypoints"][..., 0][visible])
+
+
+def test_degenerate_boxes_are_dropped_and_counted() -> None:
+    boxes = torch.tensor([[0.0, 0, 10, 10], [5, 5, 5, 9], [3, 3, 8, 3.5]])  # zero width; 0.5 px high
+    target = {"boxes": boxes, "labels": torch.tensor([1, 2, 3])}
+    kept, dropped = drop_degenerate(target)
+    assert dropped == 2 and kept["labels"].tolist() == [1]
+
+
+def test_grayscale_and_rgba_images_become_rgb(tmp_path) -> None:
+    Image.fromarray(np.full((5, 7), 128, np.uint8), "L").save(tmp_path / "gray.png")
+    Image.fromarray(np.full((5, 7, 4), 64, np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    for name in ("gray.png", "rgba.png"):
+        assert read_rgb(tmp_path / name).shape == (3, 5, 7)
+
+
+def test_coco128_reader(shared_data) -> None:
+    root = shared_data / "coco128"
+    data = CocoDetection(root / "annotations" / "instances_train2017.json", root / "train2017")
+    crowded = {a["image_id"] for a in data.coco["annotations"] if a["iscrowd"]}
+    index = next(i for i, info in enumerate(data.images) if info["id"] in crowded)
+    image, target = data[index]
+    expected = [a for a in data.coco["annotations"] if a["image_id"] == data.images[index]["id"] and not a["iscrowd"]]
+    assert len(target["boxes"]) == len(expected) and (target["iscrowd"] == 0).all()  # crowd regions left out
+    assert target["masks"].shape == (len(expected), *image.shape[-2:])
+    first = expected[0]  # the mask's area is the annotation's (polygon rasterization differs by a few pixels)
+    assert abs(float(target["masks"][0].sum()) - first["area"]) < 0.05 * first["area"] + 50
+
+
+def test_voc_reader_difficult(shared_data) -> None:
+    data = VocDetection(shared_data / "voc2012-sample100")
+    gt = data.ground_truth()
+    difficult = [a for a in gt["annotations"] if a["iscrowd"]]
+    assert difficult, "the sample has difficult objects"
+    image_id = difficult[0]["image_id"]
+    _, target = data[image_id]
+    all_objects = [a for a in gt["annotations"] if a["image_id"] == image_id]
+    assert len(target["boxes"]) == len(all_objects) - sum(a["iscrowd"] for a in all_objects)
+
+
+def test_cli_train_evaluate_predict(tmp_path) -> None:
+    parser = build_parser()
+    run = tmp_path / "run"
+    args = parser.parse_args(["detect", "train", "--model", "mask_rcnn_r50_fpn", "--backbone", "resnet18", "--small",
+                              "--data", "shapes", "--image-size", "64", "--train-size", "4", "--val-size", "2",
+                              "--min-size", "64", "--max-size", "64", "--epochs", "1", "--batch-size", "2",
+                              "--out", str(run)])
+    metrics = args.func(args)
+    assert metrics["steps"] == 2 and "segm:AP" in metrics and np.isfinite(metrics["loss"])
+    assert (run / "last.safetensors").is_file() and (run / "metrics.jsonl").is_file()
+    args = parser.parse_args(["detect", "train", "--model", "mask_rcnn_r50_fpn", "--backbone", "resnet18", "--small",
+                              "--data", "shapes", "--image-size", "64", "--train-size", "4", "--val-size", "2",
+                              "--min-size", "64", "--max-size", "64", "--epochs", "2", "--batch-size", "2",
+                              "--out", str(run), "--resume"])
+    assert args.func(args)["steps"] == 4  # resumed after epoch 1
+    args = parser.parse_args(["detect", "evaluate", "--run", str(run), "--data", "shapes", "--image-size", "64",
+                              "--val-size", "2"])
+    assert "bbox:AP50" in args.func(args)
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "a.png")
+    args = parser.parse_args(["detect", "predict", str(tmp_path / "a.png"), "--run", str(run), "--out",
+                              str(tmp_path / "pred"), "--draw-thresh", "0"])
+    args.func(args)
+    assert (tmp_path / "pred" / "a.png").is_file()
+    assert isinstance(json.loads((tmp_path / "pred" / "detections.json").read_text()), list)
