@@ -77,7 +77,7 @@ def test_every_torchvision_state_dict_fits_by_name_and_shape(name: str) -> None:
 # (torchvision builder, convzoo builder, builder kwargs for torchvision, input size): one model per family.
 LOGIT_CASES = [
     pytest.param(tvm.resnet18, resnet.resnet18, {}, (3, 64, 64), id="resnet18"),
-    pytest.param(tvm.resnet50, resnet.resnet50, {}, (3, 64, 64), id="resnet50", marks=pytest.mark.slow),
+    pytest.param(tvm.resnet50, resnet.resnet50, {}, (3, 64, 64), id="resnet50"),
     pytest.param(tvm.resnext50_32x4d, resnet.resnext50_32x4d, {}, (3, 64, 64), id="resnext50_32x4d"),
     pytest.param(tvm.vgg11_bn, vgg.vgg11_bn, {"init_weights": False}, (3, 32, 32), id="vgg11_bn"),
     pytest.param(tvm.inception_v3, inception_v3.inception_v3, {"init_weights": False}, (3, 75, 75),

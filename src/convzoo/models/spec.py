@@ -252,8 +252,10 @@ class SpecNet(Classifier):
                 pool, stride = layer.args
                 spatial = tuple(output_size(s, pool, stride, "valid") for s in shape.spatial)
                 if min(spatial) < 1:
-                    raise layer.error(self.spec, f"a {pool}-wide pooling does not fit the input of size {shape.spatial}")
-                module, shape = max_pool(self.ndim, pool, stride), _Shape(shape.channels, spatial, shape.stride * stride)
+                    raise layer.error(self.spec, f"a {pool}-wide pooling does not fit the input of size "
+                                                 f"{shape.spatial}")
+                module = max_pool(self.ndim, pool, stride)
+                shape = _Shape(shape.channels, spatial, shape.stride * stride)
             elif layer.kind == "R":
                 body, inner = [], shape
                 for inner_layer in layer.body:

@@ -128,9 +128,7 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | Mapping[str, tor
         else:
             report.loaded.append(key)
 
-    if strict and (report.missing or report.unexpected or report.mismatched):
-        raise WeightsMismatchError(_mismatch_message(model, where, source, state, target, report))
-    if not report.loaded:
+    if not report.loaded or (strict and (report.missing or report.unexpected or report.mismatched)):
         raise WeightsMismatchError(_mismatch_message(model, where, source, state, target, report))
     model.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
     return report
