@@ -330,3 +330,10 @@ def test_timm_inception_v3_has_no_aux_head() -> None:
     model = build_uninitialized(inception_v3.inception_v3, num_classes=10, aux_logits=False)
     load_weights(model, reference.state_dict(), source="timm")
     assert_same_logits(reference, model, (3, 75, 75))
+
+
+def test_a_v1_resnet_is_told_that_torchvision_weights_are_v1_5() -> None:
+    model = build_uninitialized(resnet.resnet50, variant="v1")
+    report = load_weights(model, model.state_dict(), source="torchvision")  # the names fit; the network differs
+    assert len(report.notes) == 1 and "v1.5 layout" in report.notes[0] and "note: " in str(report)
+    assert not load_weights(model, model.state_dict(), source="convzoo").notes
