@@ -9,7 +9,7 @@ import convzoo
 TORCHVISION_TWINS = [
     "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2",
-    "resnext50_32x4d", "resnext101_64x4d",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
 ]
 
 

@@ -151,6 +151,12 @@ def resnext101_32x4d(**kwargs) -> ResNet:
 
 
 @register_model
+def resnext101_32x8d(**kwargs) -> ResNet:
+    """ResNeXt-101 (32x8d) (torchvision's; not in the paper's tables): 88.8 M parameters, 16.5 G multiply-adds."""
+    return _resnet(101, {"groups": 32, "base_width": 8, **kwargs})
+
+
+@register_model
 def resnext101_64x4d(**kwargs) -> ResNet:
     """ResNeXt-101 (64x4d) (Xie et al. 2016, Table 5): 83.5 M parameters, 15.5 G multiply-adds."""
     return _resnet(101, {"groups": 64, "base_width": 4, **kwargs})
