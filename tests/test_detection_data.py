@@ -120,3 +120,17 @@ def test_cli_train_evaluate_predict(tmp_path) -> None:
     args.func(args)
     assert (tmp_path / "pred" / "a.png").is_file()
     assert isinstance(json.loads((tmp_path / "pred" / "detections.json").read_text()), list)
+
+
+def test_cli_fast_rcnn_with_proposals_file(tmp_path) -> None:
+    data = ShapesDataset(2, size=64, seed=1)
+    # proposals: each ground-truth box and a shifted copy, as a selective-search file would list them
+    proposals = {i: torch.cat([t["boxes"], t["boxes"] + 3]).tolist() for i, (_, t) in enumerate(data)}
+    (tmp_path / "proposals.json").write_text(json.dumps(proposals))
+    parser = build_parser()
+    args = parser.parse_args(["detect", "train", "--model", "fast_rcnn_r50_c4", "--backbone", "resnet18",
+                              "--data", "shapes", "--image-size", "64", "--train-size", "2", "--val-size", "0",
+                              "--min-size", "64", "--max-size", "64", "--epochs", "1", "--batch-size", "2",
+                              "--proposals", str(tmp_path / "proposals.json"), "--out", str(tmp_path / "run")])
+    metrics = args.func(args)
+    assert metrics["steps"] == 1 and "bbox:AP" in metrics and "loss_objectness" not in metrics

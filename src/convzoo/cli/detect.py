@@ -21,7 +21,14 @@ import torch
 from convzoo.data.detection import coco_results, detection_augmentation, TransformedDataset
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
 from convzoo.data.detection_shapes import ShapesDataset
-from convzoo.detection.engine import DetectionTrainConfig, evaluate_detector, predict_dataset, train_detector
+from convzoo.detection.engine import (
+    DetectionTrainConfig,
+    WithProposals,
+    evaluate_detector,
+    predict_dataset,
+    read_proposals,
+    train_detector,
+)
 from convzoo.detection.models import HeadWidths
 from convzoo.detection.roi_heads import RoIHeadsConfig
 from convzoo.detection.rpn import RPNConfig
@@ -79,9 +86,11 @@ def _iou_types(model_name: str) -> tuple[str, ...]:
     return ("bbox", "keypoints") if "keypoint" in model_name else ("bbox",)
 
 
-def _evaluate(model, dataset, options: dict) -> dict:
+def _evaluate(model, dataset, options: dict, proposals: dict | None = None) -> dict:
+    """COCO/VOC metrics of ``model`` on ``dataset`` (its classes, ids and ground truth), with external proposals."""
     ground_truth = dataset.ground_truth() if hasattr(dataset, "ground_truth") else None
-    return evaluate_detector(model, dataset, dataset.classes, getattr(dataset, "keypoint_names", ()),
+    samples = WithProposals(dataset, proposals) if proposals else dataset
+    return evaluate_detector(model, samples, dataset.classes, getattr(dataset, "keypoint_names", ()),
                              getattr(dataset, "category_ids", None), _iou_types(options["name"]), ground_truth)
 
 
@@ -113,13 +122,17 @@ def run_train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.json").write_text(json.dumps(options, indent=1))
-    augmented = TransformedDataset(train_set, detection_augmentation(args.hflip)) if args.hflip else train_set
+    proposals = read_proposals(args.proposals) if args.proposals else None
+    if proposals:  # Fast R-CNN: boxes from outside, not flipped with the image, so no flip augmentation
+        augmented = WithProposals(train_set, proposals)
+    else:
+        augmented = TransformedDataset(train_set, detection_augmentation(args.hflip)) if args.hflip else train_set
     config = DetectionTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, clock=args.clock,
                                   batch_size=args.batch_size,
                                   lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup,
                                   workers=args.workers, device=args.device, out=str(out), resume=args.resume)
     (out / "train.json").write_text(json.dumps(asdict(config), indent=1))
-    metrics = train_detector(model, augmented, config, eval_fn=lambda m: _evaluate(m, val_set, options))
+    metrics = train_detector(model, augmented, config, eval_fn=lambda m: _evaluate(m, val_set, options, proposals))
     (out / "results.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
@@ -129,7 +142,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     model, options = _load_run(args)
     dataset = load_data(args.data, "val", args.val_size, args.image_size, args.seed)
-    metrics = _evaluate(model, dataset, options)
+    metrics = _evaluate(model, dataset, options, read_proposals(args.proposals) if args.proposals else None)
     print(json.dumps(metrics, indent=1))
     return metrics
 
@@ -170,6 +183,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
     parser.add_argument("--data", default="shapes", help="shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:FOLDER")
     parser.add_argument("--val-size", type=int, default=100, help="evaluation images (0 in train: the train set)")
+    parser.add_argument("--proposals", default=None,
+                        help="Fast R-CNN: JSON {image_id: [[x1, y1, x2, y2], ...]} of external proposals")
     parser.add_argument("--image-size", type=int, default=128, help="side of the generated shapes images")
     parser.add_argument("--seed", type=int, default=0)
 

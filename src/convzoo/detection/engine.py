@@ -8,6 +8,7 @@ process's CPU time (``time.process_time``), a budget that does not depend on how
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -91,7 +92,7 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
             set_learning_rate(optimizer, lr)
             images = [image.to(device) for image in images]
             targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
-            losses = ddp_model(images, targets)
+            losses = ddp_model(images, targets, proposals=given_proposals(targets))
             loss = sum(losses.values())
             if not torch.isfinite(loss):
                 raise ValueError(f"non-finite loss {loss.item()} at epoch {epoch} step {step}: "
@@ -125,6 +126,36 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
     return {**metrics, "minutes": used_seconds / 60, "steps": step}
 
 
+def given_proposals(targets: list[dict]) -> list[torch.Tensor] | None:
+    """Fast R-CNN's external proposals, carried in the targets as ``proposals`` Tensor[P, 4] (xyxy), if any."""
+    return [t["proposals"] for t in targets] if targets and all("proposals" in t for t in targets) else None
+
+
+def read_proposals(path: str | Path) -> dict[int, torch.Tensor]:
+    """A JSON file ``{"image_id": [[x1, y1, x2, y2], ...], ...}`` (e.g. selective search boxes) -> per-image
+    Tensor[P, 4]."""
+    with open(path) as f:
+        records = json.load(f)
+    return {int(key): torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4) for key, boxes in records.items()}
+
+
+class WithProposals(Dataset):
+    """``dataset`` whose targets also carry the external proposals of their ``image_id`` (Fast R-CNN)."""
+
+    def __init__(self, dataset: Dataset, proposals: dict[int, torch.Tensor]) -> None:
+        self.dataset, self.proposals = dataset, proposals
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, target = self.dataset[index]
+        image_id = int(target.get("image_id", index))
+        if image_id not in self.proposals:
+            raise KeyError(f"the proposals file has no boxes for image_id {image_id}")
+        return image, {**target, "proposals": self.proposals[image_id]}
+
+
 @torch.no_grad()
 def predict_dataset(model: nn.Module, dataset: Dataset, batch_size: int = 4) -> tuple[list[dict], list[int]]:
     """Detections (on the CPU) and image ids for every sample of ``dataset``, in order."""
@@ -133,7 +164,9 @@ def predict_dataset(model: nn.Module, dataset: Dataset, batch_size: int = 4) -> 
     detections, image_ids = [], []
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_detection)
     for images, targets in loader:
-        outputs = model([image.to(device) for image in images])
+        proposals = given_proposals(targets)
+        proposals = [p.to(device) for p in proposals] if proposals is not None else None
+        outputs = model([image.to(device) for image in images], proposals=proposals)
         detections += [{k: v.cpu() for k, v in output.items()} for output in outputs]
         image_ids += [int(t.get("image_id", len(image_ids) + i)) for i, t in enumerate(targets)]
     return detections, image_ids
