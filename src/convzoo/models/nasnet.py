@@ -224,9 +224,13 @@ class NASNetA(Classifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tensor[N, in_chans, H, W] -> ReLU of the last cell, Tensor[N, P, H/32, W/32] (rounded up)."""
-        outputs = [self.conv0(x)]
-        for name, cur, prev in self.schedule:
+        last_use = {j: step for step, (_, cur, prev) in enumerate(self.schedule) for j in (cur, prev)}
+        outputs: list[torch.Tensor | None] = [self.conv0(x)]
+        for step, (name, cur, prev) in enumerate(self.schedule):
             outputs.append(getattr(self, name)(outputs[cur], outputs[prev]))
+            for j in (cur, prev):
+                if last_use[j] == step:  # no later cell reads this state: let its memory go
+                    outputs[j] = None
         return F.relu(outputs[-1])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
