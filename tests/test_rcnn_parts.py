@@ -142,3 +142,13 @@ def test_every_detector_trains_and_detects(name: str) -> None:
         (detection,) = model.eval()(images, proposals=proposals)
     assert {"boxes", "labels", "scores"} <= set(detection)
     assert detection["boxes"].shape[1] == 4
+
+
+def test_images_without_objects_train() -> None:
+    model = create_model("mask_rcnn_r50_fpn", backbone="resnet18", num_classes=3, min_size=64, max_size=64)
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+             "masks": torch.zeros(0, 64, 64, dtype=torch.uint8)}
+    losses = model.train()([torch.rand(3, 64, 64)], [empty])
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_box_reg"] == 0 and losses["loss_mask"] == 0  # nothing to regress, no mask RoI
+    sum(losses.values()).backward()
