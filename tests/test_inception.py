@@ -111,7 +111,7 @@ def _compare_with_torchvision(transform_input: bool, size: int, batch: int) -> f
 
 @pytest.mark.parametrize("transform_input", [False, True])
 def test_inception_v3_logits_equal_torchvision(transform_input):
-    assert _compare_with_torchvision(transform_input, size=91, batch=2) <= 1e-5
+    assert _compare_with_torchvision(transform_input, size=91, batch=1) <= 1e-5
 
 
 @pytest.mark.slow
@@ -119,7 +119,7 @@ def test_inception_v3_logits_equal_torchvision_at_299():
     assert _compare_with_torchvision(False, size=299, batch=2) <= 1e-5
 
 
-@pytest.mark.parametrize("name, size", [("googlenet", 64), ("bn_inception", 64), ("inception_v3", 107)])
+@pytest.mark.parametrize("name, size", [("googlenet", 64), ("bn_inception", 64), ("inception_v3", 91)])
 def test_channels_last_gives_the_same_logits(name, size):
     model = convzoo.create_model(name, num_classes=10).eval()
     x = torch.randn(2, 3, size, size)
