@@ -117,6 +117,8 @@ def test_cifar10_image_folder_layout_and_augmentation(tmp_path):
     make_image_folder(tmp_path, bad=False)  # train/ and test/ of 10x12 RGB images
     splits = load_data(f"cifar10:{tmp_path}")
     assert (len(splits.train), len(splits.dev), len(splits.test)) == (11, 1, 4) and splits.input_size == (3, 10, 12)
+    labels = splits.train.labels.tolist()
+    assert labels != sorted(labels)  # shuffled once (fixed), so the dev images are not all of the last class
     torch.manual_seed(0)
     crops = [splits.train.__getitems__([0])[0] for _ in range(4)]  # random crop (padding 4) + flip
     assert any(not torch.equal(crops[0], c) for c in crops[1:]) and crops[0].shape == (1, 3, 10, 12)

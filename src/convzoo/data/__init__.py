@@ -178,6 +178,9 @@ def load_data(spec: str = "digits", augment: bool | None = None, image_size: int
     if arrays is None:  # an ImageFolder of the images: train/ and test/
         x_train, y_train, classes, bad_train = load_image_folder_tensor(path / "train", skip_bad_images)
         x_test, y_test, _, bad_test = load_image_folder_tensor(path / "test", skip_bad_images)
+        # Files come sorted by class: a fixed shuffle, so that the last 5000 (dev) are not all trucks.
+        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))
+        x_train, y_train = x_train[order], y_train[order]
         arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
         bad = bad_train + bad_test
     splits = _tensor_splits("cifar10", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
