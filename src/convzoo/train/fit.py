@@ -169,6 +169,8 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
                           config.label_smoothing, config.aux_weight, sync_every=1 if device.type == "cpu" else 25)
     logger = RunLogger(run_dir, enabled=context.is_main)
     if context.is_main:
+        if not config.resume:  # a new run in an old folder starts a new metrics file
+            truncate_metrics(run_dir / "metrics.jsonl", 0)
         (run_dir / "config.json").write_text(config.to_json() + "\n")
         print(f"convzoo train: {config.model} on {config.data} ({len(splits.train)} train, {len(splits.dev)} dev, "
               f"{len(splits.test)} test images) -> {run_dir}", file=sys.stderr)
