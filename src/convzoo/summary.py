@@ -142,21 +142,21 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: 
         for h in handles:
             h.remove()
 
-    leaves = [n for n, m in named.items() if n and not any(True for _ in m.children())]
+    leaves = [n for n, m in named.items() if not any(True for _ in m.children())]  # [""]: a bare layer
     result = Summary(input_size=input_size)
     result.total_params = sum(p.numel() for p in model.parameters())
     result.total_macs = sum(leaf_macs.get(n, 0) for n in leaves)
     if depth is None:
         selected = leaves
     else:
-        selected = [n for n in named if n and (n.count(".") == depth - 1 or
-                                               (n.count(".") < depth - 1 and n in leaves))]
+        selected = [n for n in named if n in leaves or (n and n.count(".") == depth - 1)]
+        selected = [n for n in selected if not n or n.count(".") <= depth - 1]
     for name in selected:
         module = named[name]
         inside = [n for n in leaves if n == name or n.startswith(name + ".")]
         kernel, stride = _kernel_stride(module)
         result.rows.append(SummaryRow(
-            name=name, kind=type(module).__name__, kernel=kernel, stride=stride,
+            name=name or type(module).__name__, kind=type(module).__name__, kernel=kernel, stride=stride,
             output_shape=outputs.get(name),
             params=sum(p.numel() for p in module.parameters()),
             macs=sum(leaf_macs.get(n, 0) for n in inside),
