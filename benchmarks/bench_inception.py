@@ -17,7 +17,6 @@ compared with timm's ``nasnetalarge`` (same network) at a reduced input to keep 
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 
 import convzoo
 from convzoo.models.aux import classification_loss
+from _timing import best_times, step_fn  # benchmarks/_timing.py, beside this script
 
 
 def _timm(name: str) -> Callable[[], nn.Module] | None:
@@ -55,25 +55,6 @@ def total_loss(output, target: torch.Tensor) -> torch.Tensor:
     return sum(w * nn.functional.cross_entropy(o, target) for w, o in zip(weights, output))
 
 
-def _step_fn(model: nn.Module, x: torch.Tensor, train: bool) -> Callable[[], None]:
-    if not train:
-        model.eval()
-
-        def infer() -> None:
-            with torch.no_grad():
-                model(x)
-        return infer
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    target = torch.zeros(x.shape[0], dtype=torch.long)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        total_loss(model(x), target).backward()
-        optimizer.step()
-    return step
-
-
 def measure(name: str, channels_last: bool, train: bool, reps: int) -> tuple[float, float | None]:
     """(convzoo img/s, reference img/s or None), timed alternately, best of ``reps``."""
     reference_builder, kwargs, size, batch = CASES[name]
@@ -81,15 +62,7 @@ def measure(name: str, channels_last: bool, train: bool, reps: int) -> tuple[flo
     models = [convzoo.create_model(name, **kwargs)] + ([reference_builder()] if reference_builder else [])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, *size).contiguous(memory_format=fmt)
-    steps = [_step_fn(m.to(memory_format=fmt), x, train) for m in models]
-    best = [float("inf")] * len(steps)
-    for step in steps:
-        step()  # warm-up
-    for _ in range(reps):
-        for i, step in enumerate(steps):
-            start = time.perf_counter()
-            step()
-            best[i] = min(best[i], time.perf_counter() - start)
+    best = best_times([step_fn(m.to(memory_format=fmt), x, train, total_loss) for m in models], reps)
     return batch / best[0], (batch / best[1] if len(best) > 1 else None)
 
 

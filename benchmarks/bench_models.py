@@ -11,13 +11,13 @@ and the ratio convzoo / torchvision (>= 1.0 means convzoo is at least as fast).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torchvision
 from torch import nn
 
 import convzoo
+from _timing import best_times, step_fn  # benchmarks/_timing.py, beside this script
 
 
 class _TorchvisionStyleCifarBlock(nn.Module):
@@ -60,25 +60,6 @@ CASES = {
 }
 
 
-def _step_fn(model: nn.Module, x: torch.Tensor, train: bool):
-    if not train:
-        model.eval()
-
-        def infer() -> None:
-            with torch.no_grad():
-                model(x)
-        return infer
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    target = torch.zeros(x.shape[0], dtype=torch.long)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), target).backward()
-        optimizer.step()
-    return step
-
-
 def compare(name: str, channels_last: bool, train: bool, reps: int) -> tuple[float, float]:
     """(convzoo img/s, reference img/s), timed alternately, best of ``reps``."""
     reference_builder, size, infer_batch, train_batch = CASES[name]
@@ -87,15 +68,7 @@ def compare(name: str, channels_last: bool, train: bool, reps: int) -> tuple[flo
     models = [convzoo.create_model(name), reference_builder()]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, *size).contiguous(memory_format=fmt)
-    steps = [_step_fn(m.to(memory_format=fmt), x, train) for m in models]
-    best = [float("inf"), float("inf")]
-    for step in steps:
-        step()  # warm-up
-    for _ in range(reps):
-        for i, step in enumerate(steps):
-            start = time.perf_counter()
-            step()
-            best[i] = min(best[i], time.perf_counter() - start)
+    best = best_times([step_fn(m.to(memory_format=fmt), x, train) for m in models], reps)
     return batch / best[0], batch / best[1]
 
 

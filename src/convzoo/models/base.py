@@ -7,6 +7,7 @@ channels and stride of the output of every stage, which detection backbones read
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,7 @@ class FeatureInfo:
     stride: int
 
 
-class Classifier(nn.Module):
+class Classifier(nn.Module, metaclass=ABCMeta):
     """Base of every convzoo classifier: input checking, the head interface and the feature description.
 
     Subclasses set ``ndim``, ``in_chans``, ``num_classes``, ``num_features`` (channels into the classifier),
@@ -49,11 +50,13 @@ class Classifier(nn.Module):
             raise ValueError(f"{type(self).__name__} expects {self.in_chans} input channels (shape {expected}), "
                              f"got {x.shape[1]} (input shape {list(x.shape)})")
 
+    @abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # abstract: every subclass implements its backbone
+        """The backbone: input Tensor[N, in_chans, *spatial] -> the last feature map Tensor[N, num_features, ...]."""
 
+    @abstractmethod
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        raise NotImplementedError  # abstract: every subclass implements its head
+        """Pooling, dropout and the classifier: features -> Tensor[N, num_classes] (Tensor[N, D] if ``pre_logits``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
