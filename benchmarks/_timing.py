@@ -37,8 +37,9 @@ def best_times(steps: list[Callable[[], None]], reps: int) -> list[float]:
     best = [float("inf")] * len(steps)
     for step in steps:
         step()  # warm-up
-    for _ in range(reps):
-        for i, step in enumerate(steps):
+    for rep in range(reps):
+        order = list(enumerate(steps))
+        for i, step in order if rep % 2 == 0 else order[::-1]:  # alternate who goes first
             start = time.perf_counter()
             step()
             best[i] = min(best[i], time.perf_counter() - start)

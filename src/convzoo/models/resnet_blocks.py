@@ -52,7 +52,7 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.shortcut:
-            out = out + (x if self.downsample is None else self.downsample(x))
+            out += x if self.downsample is None else self.downsample(x)  # in place: no extra activation tensor
         return self.relu(out)
 
 
@@ -85,7 +85,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += identity  # in place: no extra activation tensor
+        return self.relu(out)
 
 
 def zero_init_last_bn(model: nn.Module) -> None:
