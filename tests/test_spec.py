@@ -12,14 +12,7 @@ from convzoo import count_params, create_model
 from convzoo.cli import main as cli_main
 from convzoo.models.spec import SpecError, SpecNet, parse_spec
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU, 2 spinning OpenMP threads made these tests ~7x slower
-    (an MNIST-1D epoch: 5.6 s with 1 thread, 37 s with 2, measured under load 11 on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MNIST = {"in_chans": 1, "input_size": (28, 28), "num_classes": 10}

@@ -16,14 +16,7 @@ from convzoo.models import googlenet, inception_v3, resnet, vgg
 from convzoo.weights import LoadReport, WeightsMismatchError, files, head_keys, read_state_dict
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU, 2 spinning OpenMP threads made these tests ~7x slower
-    (an MNIST-1D epoch: 5.6 s with 1 thread, 37 s with 2, measured under load 11 on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomize_batch_norm(model: nn.Module, seed: int = 1) -> nn.Module:
