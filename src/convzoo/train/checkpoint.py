@@ -12,17 +12,16 @@ detection trainer uses the same functions.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from convzoo.weights.files import atomic_write, independent_tensors
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -36,33 +35,9 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(temporary_path)`` in ``path``'s folder, fsync, then rename onto ``path`` (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def model_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict of the unwrapped ``model`` as contiguous CPU tensors, tensors sharing storage cloned."""
-    weights, seen = {}, set()
-    for key, tensor in unwrap_model(model).state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        if tensor.numel() and tensor.untyped_storage().data_ptr() in seen:
-            tensor = tensor.clone()
-        seen.add(tensor.untyped_storage().data_ptr())
-        weights[key] = tensor
-    return weights
+    return independent_tensors(unwrap_model(model).state_dict())
 
 
 def save_checkpoint(folder: str | Path, name: str, model: nn.Module, state: dict) -> Path:

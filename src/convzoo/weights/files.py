@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -79,7 +79,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return unwrap_state_dict(obj, str(path))
 
 
-def _independent(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def independent_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies; a tensor whose memory an earlier one uses too is cloned (safetensors refuses sharing)."""
     out, storages = {}, set()
     for name, tensor in state.items():
@@ -90,6 +90,26 @@ def _independent(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         storages.add(tensor.untyped_storage().data_ptr())
         out[name] = tensor
     return out
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(temporary_path)`` in ``path``'s folder, fsync, then rename onto ``path`` (atomic on POSIX).
+
+    The file appears complete or not at all; on any error the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike,
@@ -103,14 +123,6 @@ def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: str | os.P
     if path.suffix != ".safetensors":
         raise ValueError(f"save_weights writes safetensors; give the file a .safetensors suffix, got {path.name!r}")
     state = model.state_dict() if isinstance(model, nn.Module) else model
-    tensors = _independent(state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(descriptor)
-    try:
-        save_file(tensors, temporary, metadata={"format": "pt", **(metadata or {})})
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    tensors = independent_tensors(state)
+    atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata={"format": "pt", **(metadata or {})}))
     return path
