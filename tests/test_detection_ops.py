@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torchvision
 
 from convzoo.detection.ops import batched_nms, boxes_to_rois, nms, roi_align, roi_pool
 
@@ -91,3 +93,52 @@ def test_roi_inputs_as_list_or_tensor_and_batch_index():
         assert from_list.shape == (3, 1, 2, 2)
         torch.testing.assert_close(from_list, from_tensor)
         torch.testing.assert_close(from_list[1], from_list[0] + 100)  # same box, second image
+
+
+def _random_rois(count: int, images: int, extent: float) -> torch.Tensor:
+    """Boxes partly outside the map, some narrower than a cell, spread over ``images`` images."""
+    corner = torch.rand(count, 2) * extent * 1.2 - extent * 0.1
+    size = torch.rand(count, 2) * extent * 0.5
+    size[: count // 4] *= 0.02  # tiny boxes: legacy RoIAlign widens them to one cell
+    image = torch.randint(0, images, (count, 1)).float()
+    return torch.cat([image, corner, corner + size], dim=1)
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("sampling_ratio,output_size,shape", [(2, 7, (3, 4, 9, 13)), (1, (3, 5), (2, 3, 1, 6)),
+                                                               (3, 4, (2, 2, 6, 6))])
+def test_roi_align_cpu_gradient_equals_torchvision(aligned, sampling_ratio, output_size, shape):
+    features = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    rois = _random_rois(17, shape[0] + 1, 4 * max(shape[-2:])).double()  # the last image index has no map: none
+    rois[:, 0] = rois[:, 0].clamp(max=shape[0] - 1)
+    rois[rois[:, 0] == 0, 0] = 1  # image 0 gets no RoI
+    ours = roi_align(features, rois, output_size, 0.25, sampling_ratio, aligned)
+    theirs = torchvision.ops.roi_align(features, rois, output_size, 0.25, sampling_ratio, aligned)
+    assert torch.equal(ours, theirs)  # the forward is torchvision's own kernel
+    weight = torch.randn_like(ours)
+    (grad_ours,) = torch.autograd.grad((ours * weight).sum(), features)
+    (grad_theirs,) = torch.autograd.grad((theirs * weight).sum(), features)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-10, atol=1e-10)
+    assert grad_ours[0].abs().max() == 0
+
+
+def test_roi_align_separable_gradient_is_used_only_where_it_applies():
+    from convzoo.detection.roi_align_grad import use_separable_grad
+
+    small = torch.zeros(1, 8, 32, 32, requires_grad=True)
+    assert use_separable_grad(small, (7, 7), 2)
+    assert not use_separable_grad(small, (7, 7), 0)  # adaptive sampling: not separable with a fixed grid
+    assert not use_separable_grad(small.detach(), (7, 7), 2)
+    assert not use_separable_grad(torch.zeros(1, 8, 200, 300, requires_grad=True), (7, 7), 2)
+    with torch.no_grad():
+        assert not use_separable_grad(small, (7, 7), 2)
+
+
+def test_roi_align_float32_gradient_close_to_torchvision():
+    features = torch.randn(2, 16, 32, 32, requires_grad=True)
+    rois = _random_rois(64, 2, 128.0)
+    ours = roi_align(features, rois, 7, 0.25, 2, False)
+    theirs = torchvision.ops.roi_align(features, rois, 7, 0.25, 2, False)
+    (grad_ours,) = torch.autograd.grad(ours.square().sum(), features)
+    (grad_theirs,) = torch.autograd.grad(theirs.square().sum(), features)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-4, atol=1e-4)

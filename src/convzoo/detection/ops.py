@@ -28,6 +28,8 @@ import torch
 import torchvision
 from torch import Tensor
 
+from convzoo.detection import roi_align_grad
+
 Rois = Tensor | list[Tensor]
 
 
@@ -64,9 +66,13 @@ def roi_align(features: Tensor, rois: Rois, output_size: int | tuple[int, int], 
               sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
     """Mask R-CNN's RoIAlign of ``features`` Tensor[B, C, H, W] -> Tensor[K, C, h, w] (see module doc).
 
-    torchvision's detectors use ``sampling_ratio=2, aligned=False``; Detectron2 uses ``aligned=True``.
+    torchvision's detectors use ``sampling_ratio=2, aligned=False``; Detectron2 uses ``aligned=True``. The forward
+    is torchvision's kernel; on the CPU, small maps get a faster, equal gradient (:mod:`.roi_align_grad`).
     """
-    return torchvision.ops.roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
+    if isinstance(rois, list):
+        rois = boxes_to_rois(rois).to(features)
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    return roi_align_grad.roi_align(features, rois, size, spatial_scale, sampling_ratio, aligned)
 
 
 __all__ = ["batched_nms", "boxes_to_rois", "nms", "roi_align", "roi_pool"]
