@@ -43,6 +43,16 @@ class RCNN(nn.Module):
         self.transform, self.backbone, self.rpn, self.roi_heads = transform, backbone, rpn, roi_heads
         self.class_names = class_names
 
+    @property
+    def head_names(self) -> list[str]:
+        """The layers whose shapes follow the classes and keypoints of the data set; loading weights with
+        ``ignore_mismatched_head=True`` keeps these freshly initialized (fine-tuning to another label set)."""
+        names = ["roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred"]
+        for branch in ("mask_branch", "keypoint_branch"):
+            if getattr(self.roi_heads, branch, None) is not None:
+                names.append(f"roi_heads.{branch}.head.logits")
+        return names
+
     def forward(self, images: list[torch.Tensor], targets: list[dict] | None = None,
                 proposals: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor] | list[dict]:
         """``proposals``: per image Tensor[P, 4] (xyxy, input image pixels), required without an RPN."""

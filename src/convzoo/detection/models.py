@@ -12,8 +12,9 @@
 
 Every builder takes ``backbone=`` (a registry classifier name, e.g. ``"resnet18"``), ``num_classes`` (with the
 background), ``roi_method`` (``"align"`` or ``"pool"``), ``min_size``/``max_size``, ``rpn_config``/``roi_config``
-(dataclasses), ``widths`` (FPN builders: channels of the FPN and the heads) and ``backbone_weights`` (an ImageNet
-state dict of the classifier). The FPN builders' defaults are torchvision's, so its checkpoints load
+(dataclasses), ``widths`` (FPN builders: channels of the FPN and the heads), ``anchor_sizes`` (FPN builders: one
+anchor size per level P2..P6, default 32..512 for 800-px images) and ``backbone_weights`` (an ImageNet state dict
+of the classifier). The FPN builders' defaults are torchvision's, so its checkpoints load
 (:mod:`convzoo.weights.torchvision_detection`).
 """
 
@@ -59,9 +60,13 @@ def _rpn(anchor_sizes, in_channels: int, config: RPNConfig | None) -> RegionProp
 def _fpn_rcnn(backbone: str, num_classes: int, roi_method: str, trainable_layers: int, frozen_bn: bool,
               min_size, max_size: int, rpn_config: RPNConfig | None, roi_config: RoIHeadsConfig | None,
               backbone_weights: dict | None, masks: bool = False, num_keypoints: int = 0,
-              class_names: list[str] | None = None, widths: HeadWidths | None = None) -> RCNN:
+              class_names: list[str] | None = None, widths: HeadWidths | None = None,
+              anchor_sizes: tuple[int, ...] | None = None) -> RCNN:
     """Faster/Mask/Keypoint R-CNN with a ResNet-FPN backbone (He et al. 2017, Sec. 3.1 "Network Architecture")."""
     widths = widths or HeadWidths()
+    anchors = FPN_ANCHOR_SIZES if anchor_sizes is None else tuple((int(size),) for size in anchor_sizes)
+    if len(anchors) != len(FPN_ANCHOR_SIZES):
+        raise ValueError(f"anchor_sizes: one size per FPN level P2..P6 (5), got {anchor_sizes}")
     body = resnet_fpn_backbone(backbone, trainable_layers=trainable_layers, frozen_bn=frozen_bn,
                                state_dict=backbone_weights, out_channels=widths.fpn)
     channels, strides = body.out_channels, body.strides[:4]  # RoIs read P2..P5
@@ -77,7 +82,7 @@ def _fpn_rcnn(backbone: str, num_classes: int, roi_method: str, trainable_layers
                          box_predictor=BoxPredictor(widths.box, num_classes),
                          config=roi_config, mask_branch=mask_branch, keypoint_branch=keypoint_branch)
     return RCNN(transform=DetectionTransform(min_size=min_size, max_size=max_size), backbone=body,
-                rpn=_rpn(FPN_ANCHOR_SIZES, channels, rpn_config), roi_heads=roi_heads, class_names=class_names)
+                rpn=_rpn(anchors, channels, rpn_config), roi_heads=roi_heads, class_names=class_names)
 
 
 def _c4_rcnn(backbone: str, num_classes: int, roi_method: str, trainable_layers: int, frozen_bn: bool,
@@ -106,8 +111,11 @@ def _vgg_rcnn(backbone: str, num_classes: int, roi_method: str, min_size, max_si
               with_rpn: bool, class_names: list[str] | None = None) -> RCNN:
     """VGG-16 conv5_3 + RoIPool 7x7 + fc6/fc7 (4096) as in Fast R-CNN Sec. 2 and Faster R-CNN Sec. 3."""
     body = vgg_conv5_backbone(backbone, state_dict=backbone_weights)
-    roi_heads = RoIHeads(box_pooler=RoIPooler(7, body.strides, method=roi_method),
-                         box_head=TwoMLPHead(body.out_channels * 7 * 7, 4096),
+    box_head = TwoMLPHead(body.out_channels * 7 * 7, 4096)
+    if backbone_weights is not None:  # Fast R-CNN Sec. 2.2: fc6 and fc7 start as the ImageNet network's FC layers
+        for layer, index in ((box_head.fc6, 0), (box_head.fc7, 3)):
+            layer.load_state_dict({name: backbone_weights[f"classifier.{index}.{name}"] for name in ("weight", "bias")})
+    roi_heads = RoIHeads(box_pooler=RoIPooler(7, body.strides, method=roi_method), box_head=box_head,
                          box_predictor=BoxPredictor(4096, num_classes), config=roi_config)
     rpn = _rpn(PAPER_ANCHOR_SIZES, body.out_channels, rpn_config or VGG_RPN_CONFIG) if with_rpn else None
     return RCNN(transform=DetectionTransform(min_size=min_size, max_size=max_size), backbone=body, rpn=rpn,
@@ -159,10 +167,12 @@ def faster_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, ro
                         trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                         rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
                         backbone_weights: dict | None = None, class_names: list[str] | None = None,
-                        widths: HeadWidths | None = None) -> RCNN:
+                        widths: HeadWidths | None = None,
+                        anchor_sizes: tuple[int, ...] | None = None) -> RCNN:
     """Faster R-CNN R50-FPN (Lin et al. 2017), torchvision's ``fasterrcnn_resnet50_fpn`` layout."""
     return _fpn_rcnn(backbone, num_classes, roi_method, trainable_layers, frozen_bn, min_size, max_size, rpn_config,
-                     roi_config, backbone_weights, class_names=class_names, widths=widths)
+                     roi_config, backbone_weights, class_names=class_names, widths=widths,
+                     anchor_sizes=anchor_sizes)
 
 
 @register_model
@@ -170,10 +180,12 @@ def mask_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, roi_
                       trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                       rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
                       backbone_weights: dict | None = None, class_names: list[str] | None = None,
-                      widths: HeadWidths | None = None) -> RCNN:
+                      widths: HeadWidths | None = None,
+                      anchor_sizes: tuple[int, ...] | None = None) -> RCNN:
     """Mask R-CNN R50-FPN (He et al. 2017), torchvision's ``maskrcnn_resnet50_fpn`` layout."""
     return _fpn_rcnn(backbone, num_classes, roi_method, trainable_layers, frozen_bn, min_size, max_size, rpn_config,
-                     roi_config, backbone_weights, masks=True, class_names=class_names, widths=widths)
+                     roi_config, backbone_weights, masks=True, class_names=class_names, widths=widths,
+                     anchor_sizes=anchor_sizes)
 
 
 @register_model
@@ -182,8 +194,9 @@ def keypoint_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 2, n
                           min_size=(640, 672, 704, 736, 768, 800), max_size: int = 1333,
                           rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
                           backbone_weights: dict | None = None, class_names: list[str] | None = None,
-                          widths: HeadWidths | None = None) -> RCNN:
+                          widths: HeadWidths | None = None,
+                          anchor_sizes: tuple[int, ...] | None = None) -> RCNN:
     """Keypoint R-CNN R50-FPN (He et al. 2017, Sec. 5): person boxes + 17 COCO keypoints, multi-scale training."""
     return _fpn_rcnn(backbone, num_classes, roi_method, trainable_layers, frozen_bn, min_size, max_size, rpn_config,
                      roi_config, backbone_weights, num_keypoints=num_keypoints, class_names=class_names,
-                     widths=widths)
+                     widths=widths, anchor_sizes=anchor_sizes)

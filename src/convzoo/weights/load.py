@@ -57,9 +57,10 @@ def _listing(keys: list[str], limit: int = _SHOWN) -> str:
 
 
 def head_keys(model: nn.Module) -> set[str]:
-    """The state-dict keys of the layers that produce class scores: the model's classifier (``classifier_name``)
-    and every linear layer with ``num_classes`` outputs (auxiliary classifiers)."""
-    names = set()
+    """The state-dict keys of the layers whose shape depends on the label set: the model's classifier
+    (``classifier_name``), every linear layer with ``num_classes`` outputs (auxiliary classifiers), and the layers a
+    model names in ``head_names`` (a detector's class scores, box deltas, mask logits and keypoint logits)."""
+    names = set(getattr(model, "head_names", ()))
     if isinstance(getattr(model, "classifier_name", None), str):
         names.add(model.classifier_name)
     num_classes = getattr(model, "num_classes", None)
