@@ -49,16 +49,26 @@ def drop_degenerate(target: dict, min_size: float = 1.0) -> tuple[dict, int]:
     return select_objects(target, keep), int((~keep).sum())
 
 
-def detection_augmentation(horizontal_flip: float = 0.5, photometric: bool = False) -> Callable:
+def flip_permutation(keypoint_names: Sequence[str]) -> list[int]:
+    """The keypoint order after a horizontal flip: ``left_*`` and ``right_*`` swap (COCO's person keypoints), other
+    names keep their index. ``flip_permutation(["nose", "left_eye", "right_eye"]) == [0, 2, 1]``."""
+    names = list(keypoint_names)
+    swapped = [name.replace("left", "\0").replace("right", "left").replace("\0", "right") for name in names]
+    return [names.index(name) if name in names else index for index, name in enumerate(swapped)]
+
+
+def detection_augmentation(horizontal_flip: float = 0.5, photometric: bool = False,
+                           keypoint_flip: Sequence[int] | None = None) -> Callable:
     """torchvision.transforms.v2 augmentation that keeps boxes, masks and keypoints consistent with the image.
 
-    Note: v2 treats keypoints as pixel indices (a flip maps x to W - 1 - x) and boxes as continuous (x to W - x);
-    keypoint names are not swapped on a flip (COCO's left/right joints would need a permutation).
+    A flipped image's keypoints are reordered by ``keypoint_flip`` (new keypoint ``k`` is old ``keypoint_flip[k]``,
+    e.g. :func:`flip_permutation` of COCO's names); without it their coordinates are flipped but their names are not,
+    which is right only for models that do not use keypoints. v2 treats keypoints as pixel indices (a flip maps x to
+    W - 1 - x) and boxes as continuous (x to W - x).
     """
-    steps: list = [v2.RandomHorizontalFlip(horizontal_flip)] if horizontal_flip else []
-    if photometric:
-        steps.insert(0, v2.RandomPhotometricDistort())
-    transform = v2.Compose(steps)
+    flip = v2.RandomHorizontalFlip(1.0)
+    photometric_step = v2.RandomPhotometricDistort() if photometric else None
+    order = torch.as_tensor(keypoint_flip, dtype=torch.int64) if keypoint_flip is not None else None
 
     def apply(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
         size = tuple(image.shape[-2:])
@@ -67,13 +77,18 @@ def detection_augmentation(horizontal_flip: float = 0.5, photometric: bool = Fal
             wrapped["masks"] = tv_tensors.Mask(target["masks"])
         if "keypoints" in target:
             wrapped["keypoints"] = tv_tensors.KeyPoints(target["keypoints"][..., :2], canvas_size=size)
-        image, wrapped = transform(tv_tensors.Image(image), wrapped)
+        image = tv_tensors.Image(image)
+        if photometric_step is not None:
+            image = photometric_step(image)
+        flipped = bool(torch.rand(()) < horizontal_flip)
+        if flipped:
+            image, wrapped = flip(image, wrapped)
         target = dict(target, boxes=wrapped["boxes"].as_subclass(torch.Tensor))
         if "masks" in wrapped:
             target["masks"] = wrapped["masks"].as_subclass(torch.Tensor)
         if "keypoints" in wrapped:
-            xy = wrapped["keypoints"].as_subclass(torch.Tensor)
-            target["keypoints"] = torch.cat([xy, target["keypoints"][..., 2:]], dim=-1)
+            points = torch.cat([wrapped["keypoints"].as_subclass(torch.Tensor), target["keypoints"][..., 2:]], dim=-1)
+            target["keypoints"] = points[:, order] if flipped and order is not None else points
         return image.as_subclass(torch.Tensor), target
 
     return apply

@@ -18,7 +18,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from torch.utils.data import Dataset
 
-from convzoo.data.detection import drop_degenerate, select_objects
+from convzoo.data.detection import drop_degenerate, flip_permutation, select_objects
 
 
 def read_rgb(path: str | Path) -> torch.Tensor:
@@ -53,6 +53,8 @@ class CocoDetection(Dataset):
         self.category_ids = [0] + [c["id"] for c in categories]
         self.classes = ["background"] + [c["name"] for c in categories]
         self.keypoint_names = next((c.get("keypoints", []) for c in categories if c.get("keypoints")), [])
+        # a horizontal flip swaps COCO's left_* and right_* keypoints
+        self.keypoint_flip = flip_permutation(self.keypoint_names) if self.keypoint_names else None
         self._label = {cid: label for label, cid in enumerate(self.category_ids) if label}
         images = sorted(self.coco["images"], key=lambda i: i["id"])
         self.images = [images[i] for i in indices] if indices is not None else images

@@ -75,6 +75,9 @@ class ShapesDataset(Dataset):
 
     classes = CLASSES
     keypoint_names = KEYPOINT_NAMES
+    # no flip order: a mirrored rectangle's top-left, top-right and bottom-right corners would be its top-right,
+    # top-left and bottom-left ones (the last is not a keypoint), and a triangle's clockwise order turns around
+    keypoint_flip = None
 
     def __init__(self, length: int = 512, *, size: int = 128, max_objects: int = 4, min_radius: float = 10,
                  max_radius: float = 26, seed: int = 0) -> None:
