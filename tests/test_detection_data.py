@@ -14,6 +14,7 @@ from convzoo.data.detection import (
     coco_ground_truth,
     coco_results,
     detection_augmentation,
+    flip_permutation,
     drop_degenerate,
 )
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
@@ -56,6 +57,19 @@ def test_horizontal_flip_keeps_boxes_masks_keypoints_together() -> None:
         torch.testing.assert_close(box, mask_to_box(mask.bool()))
     visible = target["keypoints"][..., 2] > 0  # v2 flips keypoints as pixel indices: x -> W - 1 - x
     torch.testing.assert_close(moved["keypoints"][..., 0][visible], 63 - target["keypoints"][..., 0][visible])
+
+
+def test_flip_reorders_keypoints_by_the_flip_permutation() -> None:
+    names = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    assert flip_permutation(names) == [0, 2, 1, 4, 3]
+    image = torch.rand(3, 20, 30)
+    points = torch.tensor([[[10.0, 5, 2], [8, 4, 2], [12, 4, 2], [6, 6, 1], [14, 6, 2]]])
+    target = {"boxes": torch.tensor([[5.0, 3, 16, 9]]), "labels": torch.tensor([1]), "keypoints": points}
+    _, moved = detection_augmentation(1.0, keypoint_flip=flip_permutation(names))(image, target)
+    # the new left eye is the old right eye, mirrored: x -> W - 1 - x
+    assert moved["keypoints"][0].tolist() == [[19, 5, 2], [17, 4, 2], [21, 4, 2], [15, 6, 2], [23, 6, 1]]
+    _, kept = detection_augmentation(0.0, keypoint_flip=flip_permutation(names))(image, target)
+    assert torch.equal(kept["keypoints"], points)
 
 
 def test_degenerate_boxes_are_dropped_and_counted() -> None:
@@ -134,3 +148,28 @@ def test_cli_fast_rcnn_with_proposals_file(tmp_path) -> None:
                               "--proposals", str(tmp_path / "proposals.json"), "--out", str(tmp_path / "run")])
     metrics = args.func(args)
     assert metrics["steps"] == 1 and "bbox:AP" in metrics and "loss_objectness" not in metrics
+
+
+def test_cli_keypoints_adamw_and_transfer(tmp_path) -> None:
+    """Keypoint R-CNN on shapes with AdamW and an ImageNet-style backbone file; then fine-tuning the trained
+    keypoint detector into a Mask R-CNN of the same classes keeps only the class-shaped layers fresh."""
+    from safetensors.torch import save_file
+
+    from convzoo.registry import create_model
+
+    classifier = create_model("resnet18")
+    save_file(classifier.state_dict(), tmp_path / "resnet18.safetensors")
+    parser = build_parser()
+    common = ["--backbone", "resnet18", "--small", "--data", "shapes", "--image-size", "64", "--train-size", "2",
+              "--val-size", "2", "--min-size", "64", "--max-size", "64", "--epochs", "1", "--batch-size", "2",
+              "--optimizer", "adamw", "--lr", "1e-3"]
+    args = parser.parse_args(["detect", "train", "--model", "keypoint_rcnn_r50_fpn", *common,
+                              "--backbone-weights", str(tmp_path / "resnet18.safetensors"),
+                              "--out", str(tmp_path / "kp")])
+    metrics = args.func(args)
+    assert "keypoints:AP" in metrics and np.isfinite(metrics["loss_keypoint"])
+    options = json.loads((tmp_path / "kp" / "model.json").read_text())
+    assert options["num_keypoints"] == 3 and options["widths"]["keypoint"] == 64
+    args = parser.parse_args(["detect", "train", "--model", "faster_rcnn_r50_fpn", *common,
+                              "--weights", str(tmp_path / "kp" / "last.safetensors"), "--out", str(tmp_path / "ft")])
+    assert "bbox:AP" in args.func(args)

@@ -16,6 +16,7 @@ from convzoo.detection.roi_heads import RoIHeadsConfig, detect_boxes
 from convzoo.detection.rpn import flatten_predictions
 from convzoo.detection.transform import DetectionTransform
 from convzoo.registry import create_model, list_models
+from convzoo.weights import WeightsMismatchError, head_keys, load_weights
 
 
 def _boxes(n: int, size: float = 100.0) -> torch.Tensor:
@@ -152,3 +153,47 @@ def test_images_without_objects_train() -> None:
     assert all(torch.isfinite(v) for v in losses.values())
     assert losses["loss_box_reg"] == 0 and losses["loss_mask"] == 0  # nothing to regress, no mask RoI
     sum(losses.values()).backward()
+
+
+def test_detector_fine_tunes_to_other_classes_and_keypoints() -> None:
+    """Loading a detector of another label set: only the class-shaped layers differ, and
+    ``ignore_mismatched_head=True`` keeps exactly those fresh (every other tensor is loaded)."""
+    source = create_model("keypoint_rcnn_r50_fpn", backbone="resnet18", num_classes=2, num_keypoints=17)
+    target = create_model("keypoint_rcnn_r50_fpn", backbone="resnet18", num_classes=4, num_keypoints=3)
+    heads = {"roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
+             "roi_heads.keypoint_branch.head.logits"}
+    assert head_keys(target) == {f"{name}.{p}" for name in heads for p in ("weight", "bias")}
+    with pytest.raises(WeightsMismatchError, match="ignore_mismatched_head=True"):
+        load_weights(target, source.state_dict())
+    fresh = {key: value.clone() for key, value in target.state_dict().items()}
+    report = load_weights(target, source.state_dict(), ignore_mismatched_head=True)
+    assert set(report.reinitialized) == head_keys(target)
+    for key, value in target.state_dict().items():
+        expected = fresh[key] if key in head_keys(target) else source.state_dict()[key]
+        assert torch.equal(value, expected), key
+    mask = create_model("mask_rcnn_r50_fpn", backbone="resnet18", num_classes=4)
+    assert "roi_heads.mask_branch.head.logits.weight" in head_keys(mask)
+
+
+def test_fpn_anchor_sizes_option() -> None:
+    model = create_model("faster_rcnn_r50_fpn", backbone="resnet18", num_classes=3, anchor_sizes=(16, 32, 64, 128, 256))
+    cells = [getattr(model.rpn.anchor_generator, f"cell_anchors_{level}") for level in range(5)]
+    assert [int(c[1, 2] - c[1, 0]) for c in cells] == [16, 32, 64, 128, 256]  # the 1:1 anchor of each level
+    with pytest.raises(ValueError, match="one size per FPN level"):
+        create_model("faster_rcnn_r50_fpn", backbone="resnet18", anchor_sizes=(16, 32))
+
+
+def test_backbone_weights_initialize_the_detector() -> None:
+    classifier = create_model("resnet18")
+    model = create_model("faster_rcnn_r50_fpn", backbone="resnet18", num_classes=3,
+                         backbone_weights=classifier.state_dict())
+    assert torch.equal(model.backbone.body.layer3[0].conv1.weight, classifier.layer3[0].conv1.weight)
+
+
+@pytest.mark.slow
+def test_vgg_detector_takes_fc6_fc7_from_the_imagenet_classifier() -> None:
+    classifier = create_model("vgg11")
+    model = create_model("faster_rcnn_vgg16", backbone="vgg11", num_classes=3, backbone_weights=classifier.state_dict())
+    assert torch.equal(model.roi_heads.box_head.fc6.weight, classifier.classifier[0].weight)
+    assert torch.equal(model.roi_heads.box_head.fc7.bias, classifier.classifier[3].bias)
+    assert torch.equal(model.backbone.body.features[0].weight, classifier.features[0].weight)

@@ -35,10 +35,13 @@ from convzoo.detection.rpn import RPNConfig
 from convzoo.registry import create_model
 from convzoo.weights import load_weights
 
-# --small: a CPU-sized model for 128-px images (thin heads, fewer proposals and RoIs, BatchNorm trained)
-SMALL = {"widths": HeadWidths(fpn=128, box=256, mask=128, keypoint=128), "frozen_bn": False, "trainable_layers": 5,
+# --small: a CPU-sized model for 128-px images (thin heads, fewer proposals and RoIs, BatchNorm trained). The mask
+# head runs on every positive RoI (up to 16 an image): at 128 channels it took half of a training step's forward
+SMALL = {"widths": HeadWidths(fpn=128, box=256, mask=64, keypoint=64), "frozen_bn": False, "trainable_layers": 5,
          "rpn": RPNConfig(pre_nms_top_n_train=600, post_nms_top_n_train=300, pre_nms_top_n_test=300,
                           post_nms_top_n_test=100), "roi_batch": 64}
+# the --small widths of run folders written before model.json recorded them (so that those runs still load)
+SMALL_WIDTHS_BEFORE_RECORDED = HeadWidths(fpn=128, box=256, mask=128, keypoint=128)
 
 
 def load_data(spec: str, split: str, size: int, image_size: int, seed: int):
@@ -61,23 +64,48 @@ def model_options(args: argparse.Namespace, dataset) -> dict:
     options = {"name": args.model, "backbone": args.backbone, "num_classes": len(dataset.classes),
                "roi_method": args.roi_method, "min_size": args.min_size, "max_size": args.max_size,
                "class_names": list(dataset.classes), "small": args.small,
-               "score_thresh": args.score_thresh, "trainable_layers": args.trainable_layers}
+               "score_thresh": args.score_thresh, "trainable_layers": args.trainable_layers,
+               "anchor_sizes": args.anchor_sizes}
     if getattr(dataset, "keypoint_names", None) and "keypoint" in args.model:
         options["num_keypoints"] = len(dataset.keypoint_names)
+    if args.small:  # the widths themselves, so that the run rebuilds the same model if SMALL changes
+        options["widths"] = asdict(SMALL["widths"])
     return options
 
 
-def build_detector(options: dict) -> torch.nn.Module:
+def backbone_state(name: str, path: str, source: str) -> dict:
+    """An ImageNet checkpoint of the classifier ``name`` (convzoo, torchvision or timm names) as the state dict of
+    a detection backbone (transfer learning, lecture: "R-CNN"); its classifier head is not used."""
+    classifier = create_model(name)
+    print(load_weights(classifier, path, source=source, ignore_mismatched_head=True))
+    return classifier.state_dict()
+
+
+def build_detector(options: dict, backbone_weights: dict | None = None) -> torch.nn.Module:
+    """The detector of the JSON-able ``options`` (see :func:`model_options`), its backbone optionally initialized
+    from ``backbone_weights``."""
     kwargs = {key: options[key] for key in ("backbone", "num_classes", "roi_method", "min_size", "max_size",
                                             "class_names", "trainable_layers") if options.get(key) is not None}
+    if options.get("anchor_sizes"):
+        kwargs["anchor_sizes"] = tuple(options["anchor_sizes"])
     if "num_keypoints" in options:
         kwargs["num_keypoints"] = options["num_keypoints"]
     roi = RoIHeadsConfig(score_thresh=options.get("score_thresh", 0.05))
     if options.get("small"):
-        kwargs.update(widths=SMALL["widths"], frozen_bn=SMALL["frozen_bn"], trainable_layers=SMALL["trainable_layers"],
+        widths = HeadWidths(**options["widths"]) if "widths" in options else SMALL_WIDTHS_BEFORE_RECORDED
+        kwargs.update(widths=widths, frozen_bn=SMALL["frozen_bn"], trainable_layers=SMALL["trainable_layers"],
                       rpn_config=SMALL["rpn"])
         roi = RoIHeadsConfig(score_thresh=roi.score_thresh, batch_size_per_image=SMALL["roi_batch"])
-    return create_model(options["name"], roi_config=roi, **kwargs)
+    return create_model(options["name"], roi_config=roi, backbone_weights=backbone_weights, **kwargs)
+
+
+def _default_backbone(model_name: str) -> str:
+    """The backbone a detector builder uses when ``backbone`` is not given (its signature's default)."""
+    import inspect
+
+    from convzoo.registry import get_model_builder
+
+    return inspect.signature(get_model_builder(model_name)).parameters["backbone"].default
 
 
 def _iou_types(model_name: str) -> tuple[str, ...]:
@@ -116,9 +144,13 @@ def run_train(args: argparse.Namespace) -> dict:
     val_set = (train_set if args.val_size == 0
                else load_data(args.data, "val", args.val_size, args.image_size, args.seed))
     options = model_options(args, train_set)
-    model = build_detector(options)
-    if args.weights:
-        print(load_weights(model, args.weights, source=args.weights_source, strict=False))
+    backbone = None
+    if args.backbone_weights:
+        backbone = backbone_state(options["backbone"] or _default_backbone(options["name"]), args.backbone_weights,
+                                  args.weights_source)
+    model = build_detector(options, backbone)
+    if args.weights:  # a detector checkpoint; layers that follow the label set stay fresh when their shapes differ
+        print(load_weights(model, args.weights, source=args.weights_source, ignore_mismatched_head=True))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.json").write_text(json.dumps(options, indent=1))
@@ -126,10 +158,17 @@ def run_train(args: argparse.Namespace) -> dict:
     if proposals:  # Fast R-CNN: boxes from outside, not flipped with the image, so no flip augmentation
         augmented = WithProposals(train_set, proposals)
     else:
-        augmented = TransformedDataset(train_set, detection_augmentation(args.hflip)) if args.hflip else train_set
+        keypoint_flip, hflip = getattr(train_set, "keypoint_flip", None), args.hflip
+        if options.get("num_keypoints") and hflip and keypoint_flip is None:
+            print("horizontal flips are off: the data set's keypoints have no mirrored order (keypoint_flip), so a "
+                  "flipped image would teach the wrong keypoint names")
+            hflip = 0.0
+        augmented = (TransformedDataset(train_set, detection_augmentation(hflip, keypoint_flip=keypoint_flip))
+                     if hflip else train_set)
     config = DetectionTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, clock=args.clock,
                                   batch_size=args.batch_size,
                                   lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup,
+                                  optimizer=args.optimizer,
                                   workers=args.workers, device=args.device, out=str(out), resume=args.resume)
     (out / "train.json").write_text(json.dumps(asdict(config), indent=1))
     metrics = train_detector(model, augmented, config, eval_fn=lambda m: _evaluate(m, val_set, options, proposals))
@@ -174,6 +213,13 @@ def run_predict(args: argparse.Namespace) -> dict:
     return {"images": len(images), "detections": len(results)}
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="mask_rcnn_r50_fpn", help="a registered detector (convzoo models '*rcnn*')")
     parser.add_argument("--backbone", default=None, help="registry classifier for the backbone, e.g. resnet18")
@@ -199,6 +245,9 @@ def register(subparsers) -> None:
     train.add_argument("--small", action="store_true", help="thin heads, few proposals, BatchNorm trained (CPU)")
     train.add_argument("--roi-method", choices=("align", "pool"), default="align", help="RoIAlign or RoIPool")
     train.add_argument("--trainable-layers", type=int, default=None, help="backbone stages trained (5: all)")
+    train.add_argument("--anchor-sizes", type=_sizes, default=None, metavar="S2,S3,S4,S5,S6",
+                       help="FPN anchor size per level P2..P6 (default 32,64,128,256,512)")
+    train.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     train.add_argument("--epochs", type=int, default=12)
     train.add_argument("--max-minutes", type=float, default=0.0, help="stop (and end the schedule) after this")
     train.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -211,7 +260,10 @@ def register(subparsers) -> None:
     train.add_argument("--workers", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--weights", default=None, help="initial weights (safetensors or .pth)")
-    train.add_argument("--weights-source", default="convzoo", choices=("convzoo", "torchvision"))
+    train.add_argument("--weights-source", default="convzoo", choices=("convzoo", "torchvision", "timm"),
+                       help="naming of --weights / --backbone-weights files")
+    train.add_argument("--backbone-weights", default=None,
+                       help="ImageNet weights of the backbone classifier (safetensors or .pth), e.g. torchvision's")
     train.add_argument("--out", default="runs/detect", help="run folder: model.json, checkpoints, metrics.jsonl")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     train.set_defaults(func=run_train)
