@@ -12,6 +12,7 @@ build options (``model.json``) and the checkpoint (``last.safetensors``), so ``e
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -32,7 +33,7 @@ from convzoo.detection.engine import (
 from convzoo.detection.models import HeadWidths
 from convzoo.detection.roi_heads import RoIHeadsConfig
 from convzoo.detection.rpn import RPNConfig
-from convzoo.registry import create_model
+from convzoo.registry import create_model, get_model_builder
 from convzoo.weights import load_weights
 
 # --small: a CPU-sized model for 128-px images (thin heads, fewer proposals and RoIs, BatchNorm trained). The mask
@@ -101,10 +102,6 @@ def build_detector(options: dict, backbone_weights: dict | None = None) -> torch
 
 def _default_backbone(model_name: str) -> str:
     """The backbone a detector builder uses when ``backbone`` is not given (its signature's default)."""
-    import inspect
-
-    from convzoo.registry import get_model_builder
-
     return inspect.signature(get_model_builder(model_name)).parameters["backbone"].default
 
 
