@@ -21,11 +21,11 @@ from collections.abc import Callable
 
 import torch
 import torchvision
+from _timing import best_times, step_fn  # benchmarks/_timing.py, beside this script
 from torch import nn
 
 import convzoo
 from convzoo.models.aux import classification_loss
-from _timing import best_times, step_fn  # benchmarks/_timing.py, beside this script
 
 
 def _timm(name: str) -> Callable[[], nn.Module] | None:

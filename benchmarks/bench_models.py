@@ -14,10 +14,10 @@ import argparse
 
 import torch
 import torchvision
+from _timing import best_times, step_fn  # benchmarks/_timing.py, beside this script
 from torch import nn
 
 import convzoo
-from _timing import best_times, step_fn  # benchmarks/_timing.py, beside this script
 
 
 class _TorchvisionStyleCifarBlock(nn.Module):

@@ -14,8 +14,8 @@ from convzoo.data.detection import (
     coco_ground_truth,
     coco_results,
     detection_augmentation,
-    flip_permutation,
     drop_degenerate,
+    flip_permutation,
 )
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
 from convzoo.data.detection_shapes import ShapesDataset, mask_to_box

@@ -15,7 +15,6 @@ from convzoo import create_model, list_models, load_weights, save_weights
 from convzoo.models import googlenet, inception_v3, resnet, vgg
 from convzoo.weights import LoadReport, WeightsMismatchError, files, head_keys, read_state_dict
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from convzoo.data.detection import coco_results, detection_augmentation, TransformedDataset
+from convzoo.data.detection import TransformedDataset, coco_results, detection_augmentation
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
 from convzoo.data.detection_shapes import ShapesDataset
 from convzoo.detection.engine import (

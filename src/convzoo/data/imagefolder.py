@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 
 from convzoo.data.datasets import Batch
 

@@ -6,8 +6,14 @@ From files: ``evaluate_coco(read_json(gt_path), read_json(dets_path))``.
 VOC: ``evaluate_voc(read_voc_folder("Annotations"), result_dicts, use_07_metric=True).mean_ap``.
 """
 
-from convzoo.evaluation.coco import (CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth, read_json,
-                                     results_from_predictions)
+from convzoo.evaluation.coco import (
+                                     CocoDetections,
+                                     CocoGroundTruth,
+                                     parse_detections,
+                                     parse_ground_truth,
+                                     read_json,
+                                     results_from_predictions,
+)
 from convzoo.evaluation.cocoeval import CocoResult, evaluate_coco
 from convzoo.evaluation.voc import VocResult, evaluate_voc, read_voc_folder, read_voc_xml, voc_ap, voc_class_ap
 
