@@ -7,12 +7,12 @@ VOC: ``evaluate_voc(read_voc_folder("Annotations"), result_dicts, use_07_metric=
 """
 
 from convzoo.evaluation.coco import (
-                                     CocoDetections,
-                                     CocoGroundTruth,
-                                     parse_detections,
-                                     parse_ground_truth,
-                                     read_json,
-                                     results_from_predictions,
+    CocoDetections,
+    CocoGroundTruth,
+    parse_detections,
+    parse_ground_truth,
+    read_json,
+    results_from_predictions,
 )
 from convzoo.evaluation.cocoeval import CocoResult, evaluate_coco
 from convzoo.evaluation.voc import VocResult, evaluate_voc, read_voc_folder, read_voc_xml, voc_ap, voc_class_ap
