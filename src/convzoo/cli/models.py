@@ -1,37 +1,50 @@
-"""``convzoo models [PATTERN]``: every registered model with its parameters and GMACs at its default input size."""
+"""Every registered model with its kind, parameters and multiply-adds at its default input size.
+
+examples:
+  convzoo models                      all models
+  convzoo models 'resnet*'            a glob (quote it, or the shell expands it)
+  convzoo models --kind detector      the R-CNN family
+
+GMACs are the multiply-accumulates of the convolutions and linear layers for one image at the model's default
+input size (FLOPs = 2 x MACs); parameters include BatchNorm scale and shift, not its running statistics.
+Detectors take images of any size, so their GMACs show "-". The figures come from a table measured on the
+models (python -m convzoo.model_table rebuilds it), so listing builds nothing; "convzoo summary NAME" measures
+one model at any input size.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from convzoo.registry import create_model, list_models
-from convzoo.summary import count_params, summary
+from convzoo.model_table import model_table
+from convzoo.registry import KINDS
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list the registered models with parameters and GMACs",
-                                   description=__doc__)
-    parser.add_argument("pattern", nargs="?", default="*", help="a glob such as 'resnet*' (default: all)")
-    parser.add_argument("--no-macs", action="store_true", help="only names and parameter counts (faster)")
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pattern", nargs="?", default="*", help="a glob such as 'resnet*' (default: '*', all)")
+    parser.add_argument("--kind", choices=KINDS, default=None, help="only models of this kind (default: all kinds)")
+    parser.add_argument("--no-macs", action="store_true", help="leave out the GMACs and input size columns")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Print one line per model matching ``args.pattern``; return {name: {params, macs, input_size}}."""
-    names = list_models(args.pattern)
-    if not names:
-        raise ValueError(f"no model matches {args.pattern!r}")
-    results = {}
-    print(f"{'model':<24} {'params':>12} {'GMACs':>9}  input")
-    for name in names:
-        model = create_model(name)
-        params = count_params(model)
-        input_size = tuple(getattr(model, "default_input_size", ()))
-        macs = float("nan")
-        if not args.no_macs and input_size:
-            macs = summary(model, input_size).total_macs
-        results[name] = {"params": params, "macs": macs, "input_size": input_size}
-        shape = "x".join(map(str, input_size)) if input_size else "-"
-        gmacs = "-" if macs != macs else f"{macs / 1e9:.3f}"  # NaN: not measured (detectors, --no-macs)
-        print(f"{name:<24} {params / 1e6:>11.2f}M {gmacs:>9}  {shape}")
-    return results
+def run(args: argparse.Namespace) -> dict[str, dict]:
+    """Print one line per model matching ``args.pattern`` and ``args.kind``; return {name: {kind, params, macs,
+    input_size}} (``macs`` and ``input_size`` None for detectors)."""
+    rows = model_table(args.pattern, args.kind)
+    if not rows:
+        kind = f" of kind {args.kind}" if args.kind else ""
+        raise ValueError(f"no model{kind} matches {args.pattern!r}; 'convzoo models' lists them all")
+    width = max(len("model"), *(len(row.name) for row in rows))
+    header = f"{'model':<{width}}  {'kind':<10} {'params':>9}"
+    print(header if args.no_macs else f"{header} {'GMACs':>8}  input")
+    for row in rows:
+        line = f"{row.name:<{width}}  {row.kind:<10} {row.params / 1e6:>8.2f}M"
+        if not args.no_macs:
+            gmacs = "-" if row.macs is None else f"{row.macs / 1e9:.3f}"
+            size = "-" if row.input_size is None else "x".join(map(str, row.input_size))
+            line += f" {gmacs:>8}  {size}"
+        print(line)
+    return {row.name: {"kind": row.kind, "params": row.params, "macs": row.macs, "input_size": row.input_size}
+            for row in rows}
