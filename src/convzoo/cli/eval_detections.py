@@ -1,9 +1,14 @@
-"""``convzoo eval-detections --gt GT --dets DETS.json``: COCO AP/AR (as pycocotools) or PASCAL VOC AP of detections.
+"""COCO AP/AR (the numbers pycocotools prints) or PASCAL VOC AP of detections, without torch.
 
-GT is a COCO ground-truth JSON file or a folder of VOC XML annotations (image ids are then the file stems, category
-ids the 1-based positions of the classes: the 20 VOC classes, or ``--class-names``). DETS is a JSON list of COCO
-result dicts: ``{"image_id", "category_id", "score", "bbox": [x, y, w, h]}`` (``segmentation`` / ``keypoints``
-for those IoU types). Prints the statistics as a table, or as one JSON object with ``--json``.
+examples:
+  convzoo eval-detections --gt instances_val.json --dets detections.json
+  convzoo eval-detections --gt instances_val.json --dets keypoints.json --iou-type keypoints --json
+  convzoo eval-detections --gt VOC2012/Annotations --dets detections.json --protocol voc07
+
+GT is a COCO ground-truth JSON file or a folder of VOC XML annotations (image ids are then the file stems,
+category ids the 1-based positions of the classes: the 20 VOC classes, or the lines of --class-names). DETS is a
+JSON list of COCO result dicts {"image_id", "category_id", "score", "bbox": [x, y, w, h]}, with "segmentation" or
+"keypoints" for those IoU types. Prints the statistics as a table, or as one JSON object with --json.
 """
 
 from __future__ import annotations
@@ -17,17 +22,31 @@ from convzoo.evaluation.cocoeval import DETECTION_STATS, KEYPOINT_STATS
 from convzoo.evaluation.voc import evaluate_voc, read_voc_folder
 
 
+def _iou(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected an IoU in (0, 1], got {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval-detections", help="COCO or VOC average precision of detections",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gt", required=True, type=Path, help="COCO ground-truth JSON, or a folder of VOC XML files")
     parser.add_argument("--dets", required=True, type=Path, help="JSON list of COCO result dicts")
-    parser.add_argument("--iou-type", choices=("bbox", "segm", "keypoints"), default="bbox")
+    parser.add_argument("--iou-type", choices=("bbox", "segm", "keypoints"), default="bbox",
+                        help="what the detections are: boxes, masks or keypoints (default: bbox)")
     parser.add_argument("--protocol", choices=("coco", "voc07", "voc"), default="coco",
-                        help="coco: AP@[.5:.95] and the 12 (10) statistics; voc07: 11-point AP; voc: all-point AP")
-    parser.add_argument("--iou-threshold", type=float, default=0.5, help="VOC protocols only (default 0.5)")
+                        help="coco: AP@[.5:.95] and the 12 statistics (10 for keypoints); voc07: 11-point AP; "
+                             "voc: all-point AP (default: coco)")
+    parser.add_argument("--iou-threshold", type=_iou, default=0.5,
+                        help="IoU for a true positive, VOC protocols only (default: 0.5)")
     parser.add_argument("--class-names", type=Path, default=None,
-                        help="VOC folders: a file with one class name per line (category id = line number)")
+                        help="VOC folders: a file with one class name per line, category id = line number "
+                             "(default: the 20 VOC classes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run)
 

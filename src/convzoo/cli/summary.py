@@ -1,4 +1,12 @@
-"""``convzoo summary NAME [--input-size C,H,W]``: the per-layer table of one model, like the papers' tables."""
+"""The per-layer table of one model, like the papers' tables: type, patch size/stride, output size, parameters and
+multiply-adds (MACs of convolutions and linear layers for one input; FLOPs = 2 x MACs).
+
+examples:
+  convzoo summary resnet50                                   at its default input size, 3x224x224
+  convzoo summary resnet50 --input-size 3,448,448 --depth 1  one row per stage
+  convzoo summary resnet18 --num-classes 10 --in-chans 1 --input-size 1,28,28
+  convzoo summary spec:CB-16-5-2-same,M-3-2,F,H-100          the course's architecture strings
+"""
 
 from __future__ import annotations
 
@@ -10,22 +18,43 @@ from convzoo.summary import summary
 
 def _size(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in text.replace("x", ",").split(","))
+        sizes = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes such as 3,224,224, got {text!r}") from None
+        sizes = ()
+    if not 2 <= len(sizes) <= 4 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes C,L or C,H,W or C,D,H,W such as 3,224,224, "
+                                         f"got {text!r}")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("summary", help="print a model's per-layer table", description=__doc__)
-    parser.add_argument("model", help="a registered model name or spec:STRING")
-    parser.add_argument("--input-size", type=_size, default=None, help="C,H,W (or C,L / C,D,H,W); default: the model's")
-    parser.add_argument("--depth", type=int, default=None, help="group rows at this module depth (default: leaves)")
-    parser.add_argument("--num-classes", type=int, default=None)
+    parser = subparsers.add_parser("summary", help="print a model's per-layer table", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a registered model name (see 'convzoo models') or spec:STRING")
+    parser.add_argument("--input-size", type=_size, default=None, metavar="C,H,W",
+                        help="C,H,W (or C,L / C,D,H,W) of one input (default: the model's default input size)")
+    parser.add_argument("--depth", type=_positive, default=None, metavar="N",
+                        help="one row per module this many levels deep, e.g. 1: the stages (default: every leaf)")
+    parser.add_argument("--num-classes", type=_positive, default=None, metavar="N",
+                        help="classes of the head (default: the model's, e.g. 1000)")
+    parser.add_argument("--in-chans", type=_positive, default=None, metavar="N",
+                        help="input channels (default: the model's)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    kwargs = {key: value for key, value in (("num_classes", args.num_classes), ("in_chans", args.in_chans))
+              if value is not None}
     model = create_model(args.model, **kwargs)
     table = summary(model, args.input_size, depth=args.depth)
     print(f"{args.model}")
