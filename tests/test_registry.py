@@ -1,10 +1,22 @@
-"""The registry: names, globbing, duplicates, close-match errors, the model interface and input errors."""
+"""The registry: names, kinds, globbing, duplicates, load order, close-match errors, keyword checks, the model
+interface and input errors."""
 
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
 import pytest
 import torch
 
 import convzoo
+from convzoo import registry
 from convzoo.registry import register_model
+
+DETECTORS = ["fast_rcnn_r50_c4", "fast_rcnn_vgg16", "faster_rcnn_r50_c4", "faster_rcnn_r50_fpn", "faster_rcnn_vgg16",
+             "keypoint_rcnn_r50_fpn", "mask_rcnn_r50_fpn"]
 
 
 def test_list_and_glob():
@@ -18,8 +30,97 @@ def test_duplicate_name_is_an_error():
     def resnet18(**kwargs):
         return None
 
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match=r"'resnet18' is already registered \(by convzoo\.models\.resnet\)"):
         register_model(resnet18)
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(kind="detector")(resnet18)
+    assert convzoo.get_model_builder("resnet18").__module__ == "convzoo.models.resnet"
+
+
+def test_kinds():
+    assert convzoo.list_models(kind="detector") == DETECTORS
+    classifiers = convzoo.list_models(kind="classifier")
+    assert "resnet50" in classifiers and not set(classifiers) & set(DETECTORS)
+    assert sorted(classifiers + DETECTORS) == convzoo.list_models()
+    assert convzoo.list_models("*_fpn", kind="detector") == ["faster_rcnn_r50_fpn", "keypoint_rcnn_r50_fpn",
+                                                             "mask_rcnn_r50_fpn"]
+    assert convzoo.list_models("vgg*", kind="detector") == []
+    assert convzoo.model_kind("mask_rcnn_r50_fpn") == "detector"
+    assert convzoo.model_kind("vgg16") == convzoo.model_kind("spec:CB-16-5-2-same,F,H-10") == "classifier"
+    with pytest.raises(KeyError, match="did you mean .*resnet50"):
+        convzoo.model_kind("resnet05")
+    with pytest.raises(ValueError, match="unknown model kind 'detectors'; expected one of classifier, detector"):
+        convzoo.list_models(kind="detectors")
+    with pytest.raises(ValueError, match="unknown model kind"):
+        register_model(kind="segmentation")
+
+
+def test_user_model_with_a_new_name_and_kind(monkeypatch):
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # leave the registry as it was
+
+    @register_model(kind="detector")
+    def tiny_detector(**kwargs):
+        return torch.nn.Identity()
+
+    @register_model
+    def tiny_classifier(**kwargs):
+        return torch.nn.Identity()
+
+    assert convzoo.model_kind("tiny_detector") == "detector" and convzoo.model_kind("tiny_classifier") == "classifier"
+    assert "tiny_detector" in convzoo.list_models(kind="detector")
+    assert isinstance(convzoo.create_model("tiny_classifier"), torch.nn.Identity)
+
+
+def test_a_user_model_first_never_shrinks_the_list():
+    # A fresh interpreter, so that the built-ins are not loaded yet when the user's model comes.
+    code = textwrap.dedent("""
+        import convzoo
+        from convzoo.registry import register_model
+
+        def resnet18(**kwargs):
+            return None
+
+        try:
+            register_model(resnet18)
+        except ValueError as error:
+            print("error:", error)
+        def my_net(**kwargs):
+            return None
+        register_model(my_net)
+        print(len(convzoo.list_models()), convzoo.get_model_builder("resnet18").__module__)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    error, counts = out.splitlines()
+    assert error.startswith("error: a model named 'resnet18' is already registered (by convzoo.models.resnet)")
+    assert counts == f"{len(convzoo.list_models()) + 1} convzoo.models.resnet"
+
+
+def test_every_registering_module_is_in_a_builtin_package():
+    # A built-in module outside BUILTIN_PACKAGES would be imported after the user's models, not before.
+    root = pathlib.Path(convzoo.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.name != "registry.py" and re.search(r"^\s*@?register_model\b", path.read_text(), re.MULTILINE):
+            package = ".".join(("convzoo", *path.relative_to(root).parts[:-1]))
+            assert package in registry.BUILTIN_PACKAGES, path
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"pretrained": True}, r"never downloads .*load_weights\(model, PATH, source='torchvision'\).*--pretrained FILE"),
+    ({"num_classes": 0}, "num_classes must be a positive integer, got 0"),
+    ({"num_classes": 2.5}, "num_classes must be a positive integer, got 2.5"),
+    ({"num_classes": True}, "num_classes must be a positive integer, got True"),
+    ({"in_chans": -1}, "in_chans must be a positive integer, got -1"),
+    ({"in_chans": "3"}, "in_chans must be a positive integer, got '3'"),
+])
+def test_create_model_checks_its_keywords(kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        convzoo.create_model("resnet20", **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_create_model_accepts_what_it_checks():
+    model = convzoo.create_model("resnet20", pretrained=False, num_classes=np.int64(4), in_chans=1)
+    assert model(torch.randn(1, 1, 8, 8)).shape == (1, 4)
 
 
 def test_unknown_name_lists_close_matches():

@@ -3,15 +3,62 @@
     import convzoo
     model = convzoo.create_model("resnet50", num_classes=10)
     print(convzoo.summary(model, input_size=(3, 224, 224)))
+
+The names below are imported on first use (PEP 562), so ``import convzoo`` is instant and torch-free: torch comes
+with the first model, summary or weights function, and the torch-free parts (``convzoo.evaluation``, the
+``convzoo eval-detections`` command) never load it.
 """
 
-from convzoo.registry import create_model, get_model_builder, list_models, register_model
-from convzoo.summary import Summary, SummaryRow, count_params, summary
-from convzoo.weights import load_weights, save_weights
+from __future__ import annotations
+
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Summary", "SummaryRow", "count_params", "create_model", "get_model_builder", "list_models", "load_weights",
-    "register_model", "save_weights", "summary",
-]
+# public name -> the module that defines it
+_LAZY = {
+    "create_model": "convzoo.registry",
+    "get_model_builder": "convzoo.registry",
+    "list_models": "convzoo.registry",
+    "model_kind": "convzoo.registry",
+    "register_model": "convzoo.registry",
+    "Summary": "convzoo.summary",
+    "SummaryRow": "convzoo.summary",
+    "count_params": "convzoo.summary",
+    "summary": "convzoo.summary",
+    "load_weights": "convzoo.weights",
+    "save_weights": "convzoo.weights",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'convzoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """The package module, so that ``convzoo.summary`` stays the function when the submodule is imported.
+
+    ``import convzoo.summary`` (or any import from it) binds the submodule as an attribute of the package; the
+    function of the same name is what ``convzoo.summary`` has always meant, so that binding is skipped (the
+    submodule stays in ``sys.modules``, where every import finds it).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "summary" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -122,7 +122,7 @@ def _vgg_rcnn(backbone: str, num_classes: int, roi_method: str, min_size, max_si
                 roi_heads=roi_heads, class_names=class_names)
 
 
-@register_model
+@register_model(kind="detector")
 def fast_rcnn_vgg16(*, backbone: str = "vgg16", num_classes: int = 21, roi_method: str = "pool",
                     min_size=600, max_size: int = 1000, roi_config: RoIHeadsConfig | None = None,
                     backbone_weights: dict | None = None, class_names: list[str] | None = None) -> RCNN:
@@ -132,7 +132,7 @@ def fast_rcnn_vgg16(*, backbone: str = "vgg16", num_classes: int = 21, roi_metho
                      class_names)
 
 
-@register_model
+@register_model(kind="detector")
 def faster_rcnn_vgg16(*, backbone: str = "vgg16", num_classes: int = 21, roi_method: str = "pool",
                       min_size=600, max_size: int = 1000, rpn_config: RPNConfig | None = None,
                       roi_config: RoIHeadsConfig | None = None, backbone_weights: dict | None = None,
@@ -142,7 +142,7 @@ def faster_rcnn_vgg16(*, backbone: str = "vgg16", num_classes: int = 21, roi_met
                      roi_config or VGG_ROI_CONFIG, backbone_weights, True, class_names)
 
 
-@register_model
+@register_model(kind="detector")
 def fast_rcnn_r50_c4(*, backbone: str = "resnet50", num_classes: int = 81, roi_method: str = "pool",
                      trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                      roi_config: RoIHeadsConfig | None = None, backbone_weights: dict | None = None,
@@ -152,7 +152,7 @@ def fast_rcnn_r50_c4(*, backbone: str = "resnet50", num_classes: int = 81, roi_m
                     roi_config, backbone_weights, False, class_names)
 
 
-@register_model
+@register_model(kind="detector")
 def faster_rcnn_r50_c4(*, backbone: str = "resnet50", num_classes: int = 81, roi_method: str = "align",
                        trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                        rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
@@ -162,7 +162,7 @@ def faster_rcnn_r50_c4(*, backbone: str = "resnet50", num_classes: int = 81, roi
                     roi_config, backbone_weights, True, class_names)
 
 
-@register_model
+@register_model(kind="detector")
 def faster_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, roi_method: str = "align",
                         trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                         rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
@@ -175,7 +175,7 @@ def faster_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, ro
                      anchor_sizes=anchor_sizes)
 
 
-@register_model
+@register_model(kind="detector")
 def mask_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, roi_method: str = "align",
                       trainable_layers: int = 3, frozen_bn: bool = True, min_size=800, max_size: int = 1333,
                       rpn_config: RPNConfig | None = None, roi_config: RoIHeadsConfig | None = None,
@@ -188,7 +188,7 @@ def mask_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 91, roi_
                      anchor_sizes=anchor_sizes)
 
 
-@register_model
+@register_model(kind="detector")
 def keypoint_rcnn_r50_fpn(*, backbone: str = "resnet50", num_classes: int = 2, num_keypoints: int = 17,
                           roi_method: str = "align", trainable_layers: int = 3, frozen_bn: bool = True,
                           min_size=(640, 672, 704, 736, 768, 800), max_size: int = 1333,
