@@ -6,7 +6,7 @@ evaluation, prediction); ``convzoo.train`` owns everything else. See :mod:`convz
 
 from __future__ import annotations
 
-from convzoo.registry import get_model_builder
+from convzoo.registry import model_kind
 from convzoo.tasks.base import Reducer, Task, TaskData, unwrap_model
 from convzoo.tasks.classification import ClassificationOptions, ClassificationTask
 from convzoo.tasks.detection import DetectionTask
@@ -19,11 +19,7 @@ TASK_OF_KIND = {"classifier": "classification", "detector": "detection"}
 
 def model_task(model: str) -> str:
     """The task that trains the registered ``model`` (``spec:`` strings are classifiers)."""
-    if model.startswith("spec:"):
-        return "classification"
-    builder = get_model_builder(model)
-    kind = "detector" if builder.__module__.startswith("convzoo.detection") else "classifier"
-    return TASK_OF_KIND[kind]
+    return TASK_OF_KIND[model_kind(model)]
 
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
