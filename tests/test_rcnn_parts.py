@@ -197,3 +197,26 @@ def test_vgg_detector_takes_fc6_fc7_from_the_imagenet_classifier() -> None:
     assert torch.equal(model.roi_heads.box_head.fc6.weight, classifier.classifier[0].weight)
     assert torch.equal(model.roi_heads.box_head.fc7.bias, classifier.classifier[3].bias)
     assert torch.equal(model.backbone.body.features[0].weight, classifier.features[0].weight)
+
+
+@pytest.mark.parametrize("name", ["mask_rcnn_r50_fpn", "keypoint_rcnn_r50_fpn"])
+def test_eval_mode_inference_outside_no_grad(name: str) -> None:
+    """``model.eval()(images)`` with grad enabled, as torchvision users call it (docs/detection.md): it used to
+    crash in mask pasting (an in-place write into a view of the zero image while the masks require grad)."""
+    torch.manual_seed(0)
+    kwargs = {"num_keypoints": 3} if "keypoint" in name else {}
+    model = create_model(name, backbone="resnet18", num_classes=3, min_size=64, max_size=64, **kwargs).eval()
+    (detection,) = model([torch.rand(3, 48, 64)])
+    key = "masks" if "mask" in name else "keypoints"
+    assert len(detection["boxes"]) > 0
+    assert detection[key].shape[0] == len(detection["boxes"])
+    if key == "masks":
+        assert detection["masks"].shape[1:] == (1, 48, 64)  # pasted into the original image size
+
+
+def test_paste_masks_is_differentiable() -> None:
+    masks = torch.rand(3, 1, 28, 28, requires_grad=True)
+    boxes = torch.tensor([[10.0, 20, 50, 60], [-5, -3, 30, 20], [200, 200, 210, 210]])  # the last is off the image
+    pasted = paste_masks(masks, boxes, (100, 120))
+    pasted.sum().backward()
+    assert masks.grad[:2].abs().sum() > 0 and masks.grad[2].abs().sum() == 0

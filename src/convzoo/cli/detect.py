@@ -12,7 +12,6 @@ build options (``model.json``) and the checkpoint (``last.safetensors``), so ``e
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -22,27 +21,18 @@ import torch
 from convzoo.data.detection import TransformedDataset, coco_results, detection_augmentation
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
 from convzoo.data.detection_shapes import ShapesDataset
-from convzoo.detection.engine import (
-    DetectionTrainConfig,
+from convzoo.detection.engine import DetectionTrainConfig, evaluate_detector, predict_dataset, train_detector
+from convzoo.tasks.detection_build import (
+    DetectionOptions,
     WithProposals,
-    evaluate_detector,
-    predict_dataset,
+    backbone_state,
+    build_detector,
+    default_backbone,
+    iou_types,
     read_proposals,
-    train_detector,
 )
-from convzoo.detection.models import HeadWidths
-from convzoo.detection.roi_heads import RoIHeadsConfig
-from convzoo.detection.rpn import RPNConfig
-from convzoo.registry import create_model, get_model_builder
+from convzoo.tasks.detection_build import model_options as build_options
 from convzoo.weights import load_weights
-
-# --small: a CPU-sized model for 128-px images (thin heads, fewer proposals and RoIs, BatchNorm trained). The mask
-# head runs on every positive RoI (up to 16 an image): at 128 channels it took half of a training step's forward
-SMALL = {"widths": HeadWidths(fpn=128, box=256, mask=64, keypoint=64), "frozen_bn": False, "trainable_layers": 5,
-         "rpn": RPNConfig(pre_nms_top_n_train=600, post_nms_top_n_train=300, pre_nms_top_n_test=300,
-                          post_nms_top_n_test=100), "roi_batch": 64}
-# the --small widths of run folders written before model.json recorded them (so that those runs still load)
-SMALL_WIDTHS_BEFORE_RECORDED = HeadWidths(fpn=128, box=256, mask=128, keypoint=128)
 
 
 def load_data(spec: str, split: str, size: int, image_size: int, seed: int):
@@ -62,53 +52,12 @@ def load_data(spec: str, split: str, size: int, image_size: int, seed: int):
 
 def model_options(args: argparse.Namespace, dataset) -> dict:
     """The JSON-able build options of the detector (saved as ``model.json`` in the run folder)."""
-    options = {"name": args.model, "backbone": args.backbone, "num_classes": len(dataset.classes),
-               "roi_method": args.roi_method, "min_size": args.min_size, "max_size": args.max_size,
-               "class_names": list(dataset.classes), "small": args.small,
-               "score_thresh": args.score_thresh, "trainable_layers": args.trainable_layers,
-               "anchor_sizes": args.anchor_sizes}
-    if getattr(dataset, "keypoint_names", None) and "keypoint" in args.model:
-        options["num_keypoints"] = len(dataset.keypoint_names)
-    if args.small:  # the widths themselves, so that the run rebuilds the same model if SMALL changes
-        options["widths"] = asdict(SMALL["widths"])
-    return options
-
-
-def backbone_state(name: str, path: str, source: str) -> dict:
-    """An ImageNet checkpoint of the classifier ``name`` (convzoo, torchvision or timm names) as the state dict of
-    a detection backbone (transfer learning, lecture: "R-CNN"); its classifier head is not used."""
-    classifier = create_model(name)
-    print(load_weights(classifier, path, source=source, ignore_mismatched_head=True))
-    return classifier.state_dict()
-
-
-def build_detector(options: dict, backbone_weights: dict | None = None) -> torch.nn.Module:
-    """The detector of the JSON-able ``options`` (see :func:`model_options`), its backbone optionally initialized
-    from ``backbone_weights``."""
-    kwargs = {key: options[key] for key in ("backbone", "num_classes", "roi_method", "min_size", "max_size",
-                                            "class_names", "trainable_layers") if options.get(key) is not None}
-    if options.get("anchor_sizes"):
-        kwargs["anchor_sizes"] = tuple(options["anchor_sizes"])
-    if "num_keypoints" in options:
-        kwargs["num_keypoints"] = options["num_keypoints"]
-    roi = RoIHeadsConfig(score_thresh=options.get("score_thresh", 0.05))
-    if options.get("small"):
-        widths = HeadWidths(**options["widths"]) if "widths" in options else SMALL_WIDTHS_BEFORE_RECORDED
-        kwargs.update(widths=widths, frozen_bn=SMALL["frozen_bn"], trainable_layers=SMALL["trainable_layers"],
-                      rpn_config=SMALL["rpn"])
-        roi = RoIHeadsConfig(score_thresh=roi.score_thresh, batch_size_per_image=SMALL["roi_batch"])
-    return create_model(options["name"], roi_config=roi, backbone_weights=backbone_weights, **kwargs)
-
-
-def _default_backbone(model_name: str) -> str:
-    """The backbone a detector builder uses when ``backbone`` is not given (its signature's default)."""
-    return inspect.signature(get_model_builder(model_name)).parameters["backbone"].default
-
-
-def _iou_types(model_name: str) -> tuple[str, ...]:
-    if "mask" in model_name:
-        return ("bbox", "segm")
-    return ("bbox", "keypoints") if "keypoint" in model_name else ("bbox",)
+    options = DetectionOptions(backbone=args.backbone, small=args.small, roi_method=args.roi_method,
+                               trainable_layers=args.trainable_layers, anchor_sizes=args.anchor_sizes,
+                               min_size=args.min_size, max_size=args.max_size, score_thresh=args.score_thresh)
+    built = build_options(args.model, options, dataset)
+    built.pop("keypoint_names", None)
+    return built
 
 
 def _evaluate(model, dataset, options: dict, proposals: dict | None = None) -> dict:
@@ -116,7 +65,7 @@ def _evaluate(model, dataset, options: dict, proposals: dict | None = None) -> d
     ground_truth = dataset.ground_truth() if hasattr(dataset, "ground_truth") else None
     samples = WithProposals(dataset, proposals) if proposals else dataset
     return evaluate_detector(model, samples, dataset.classes, getattr(dataset, "keypoint_names", ()),
-                             getattr(dataset, "category_ids", None), _iou_types(options["name"]), ground_truth)
+                             getattr(dataset, "category_ids", None), iou_types(options["name"]), ground_truth)
 
 
 def _load_run(args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
@@ -143,7 +92,7 @@ def run_train(args: argparse.Namespace) -> dict:
     options = model_options(args, train_set)
     backbone = None
     if args.backbone_weights:
-        backbone = backbone_state(options["backbone"] or _default_backbone(options["name"]), args.backbone_weights,
+        backbone = backbone_state(options["backbone"] or default_backbone(options["name"]), args.backbone_weights,
                                   args.weights_source)
     model = build_detector(options, backbone)
     if args.weights:  # a detector checkpoint; layers that follow the label set stay fresh when their shapes differ

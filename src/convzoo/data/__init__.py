@@ -44,6 +44,8 @@ class DataSplits:
     """The three splits of a data set and what a model needs to know about it.
 
     ``input_size`` is (C, *spatial) of the network inputs, e.g. (1, 8, 8) for digits, (1, 40) for MNIST-1D.
+    ``preprocess`` is the JSON-able recipe that turns a raw input into a network input as the test split does
+    (see :func:`convzoo.data.transforms.preprocessor`), so that a trained run can predict on files without its data.
     """
 
     name: str
@@ -54,6 +56,7 @@ class DataSplits:
     input_size: tuple[int, ...]
     class_names: list[str] = field(default_factory=list)
     bad_images: int = 0
+    preprocess: dict = field(default_factory=dict)
 
 
 def parse_data_spec(spec: str) -> tuple[str, Path | None]:
@@ -88,8 +91,9 @@ def _tensor_splits(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_te
     augment_fn = augmentation(kind if augment is not False else "none", tuple(x_train.shape[2:]), padding)
     full = TensorImageDataset(x_train, y_train, normalize_images(mean, std, image_size), augment_fn)
     test = TensorImageDataset(x_test, y_test, normalize_images(mean, std, image_size))
+    preprocess = {"kind": "tensor", "size": list(spatial), "mean": mean, "std": std}
     return DataSplits(name, full.subset(train_index), full.subset(dev_index, augment=False), test,
-                      len(class_names), (x_train.shape[1], *spatial), class_names)
+                      len(class_names), (x_train.shape[1], *spatial), class_names, preprocess=preprocess)
 
 
 def _digits(augment: bool | None, image_size: int | None) -> DataSplits:
@@ -111,14 +115,16 @@ def _mnist1d(path: Path) -> DataSplits:
     train_index, dev_index = fixed_split(len(x), [0.1])
     normalize = Standardize(x[train_index].mean().item(), x[train_index].std().item())
     full = TensorImageDataset(x, y, normalize)
+    preprocess = {"kind": "signal", "size": [x.shape[-1]], "mean": normalize.mean, "std": normalize.std}
     return DataSplits("mnist1d", full.subset(train_index), full.subset(dev_index), TensorImageDataset(
-        x_test, y_test.long(), normalize), 10, (1, x.shape[-1]), [str(i) for i in range(10)])
+        x_test, y_test.long(), normalize), 10, (1, x.shape[-1]), [str(i) for i in range(10)], preprocess=preprocess)
 
 
 def _imagefolder(path: Path, augment: bool | None, image_size: int | None, skip_bad_images: bool) -> DataSplits:
     """``path/train`` with ``path/val`` (or ``dev``) and/or ``path/test``; or class folders split 70/10/20."""
     size = image_size or 224
     train_tf, eval_tf = photo_transforms(size, augment is not False)
+    preprocess = {"kind": "photo", "size": [size, size]}
 
     def listing(root: Path) -> tuple[list[Path], torch.Tensor, list[str], int]:
         paths, labels, classes = list_image_folder(root)
@@ -133,7 +139,7 @@ def _imagefolder(path: Path, augment: bool | None, image_size: int | None, skip_
         full = ImageFolderDataset(paths, labels, train_tf)
         train, dev, test = fixed_split(len(paths), [0.1, 0.2])
         return DataSplits("imagefolder", full.subset(train), full.subset(dev, eval_tf), full.subset(test, eval_tf),
-                          len(classes), (3, size, size), classes, bad)
+                          len(classes), (3, size, size), classes, bad, preprocess)
     paths, labels, classes, bad = listing(folders["train"])
     full = ImageFolderDataset(paths, labels, train_tf)
     held_out = [listing(folders[name]) for name in ("val", "dev", "test") if name in folders]
@@ -152,7 +158,7 @@ def _imagefolder(path: Path, augment: bool | None, image_size: int | None, skip_
         dev = test = ImageFolderDataset(*held_out[0][:2], eval_tf)
     else:
         raise FileNotFoundError(f"{path}/train has no val/, dev/ or test/ beside it")
-    return DataSplits("imagefolder", full, dev, test, len(classes), (3, size, size), classes, bad)
+    return DataSplits("imagefolder", full, dev, test, len(classes), (3, size, size), classes, bad, preprocess)
 
 
 def load_data(spec: str = "digits", augment: bool | None = None, image_size: int | None = None,

@@ -56,3 +56,23 @@ def photo_transforms(size: int, augment: bool) -> tuple[v2.Compose, v2.Compose]:
         train = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), *tail])
     evaluate = v2.Compose([v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size), *tail])
     return train, evaluate
+
+
+def preprocessor(recipe: dict):
+    """The test-time preprocessing of a run from its JSON recipe (``DataSplits.preprocess``): a function from one
+    raw input (uint8 image Tensor[C, H, W], or a float signal Tensor[C, L]) to the network input.
+
+    ``{"kind": "tensor", "size": [H, W], "mean": [...], "std": [...]}``: resize, scale to [0, 1], normalize;
+    ``{"kind": "photo", "size": [S, S]}``: resize the shorter side to S / 0.875, centre crop, ImageNet statistics;
+    ``{"kind": "signal", "mean": m, "std": s}``: standardize.
+    """
+    kind = recipe.get("kind")
+    if kind == "tensor":
+        resize = v2.Resize(tuple(recipe["size"]), antialias=True)
+        normalize = normalize_images(recipe["mean"], recipe["std"])
+        return lambda image: normalize(resize(image))
+    if kind == "photo":
+        return photo_transforms(recipe["size"][0], augment=False)[1]
+    if kind == "signal":
+        return Standardize(recipe["mean"], recipe["std"])
+    raise ValueError(f"unknown preprocessing recipe {recipe!r} (a run folder written by another convzoo version?)")

@@ -8,8 +8,6 @@ process's CPU time (``time.process_time``), a budget that does not depend on how
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from convzoo.data.detection import coco_ground_truth, coco_results, collate_detection
-from convzoo.evaluation import evaluate_coco, voc_class_ap
+from convzoo.evaluation import evaluate_coco
+from convzoo.tasks.detection import given_proposals, voc_mean_ap
 from convzoo.train.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from convzoo.train.distributed import init_distributed, reduce_sums, wrap_model
 from convzoo.train.logging import RunLogger
@@ -126,36 +125,6 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
     return {**metrics, "minutes": used_seconds / 60, "steps": step}
 
 
-def given_proposals(targets: list[dict]) -> list[torch.Tensor] | None:
-    """Fast R-CNN's external proposals, carried in the targets as ``proposals`` Tensor[P, 4] (xyxy), if any."""
-    return [t["proposals"] for t in targets] if targets and all("proposals" in t for t in targets) else None
-
-
-def read_proposals(path: str | Path) -> dict[int, torch.Tensor]:
-    """A JSON file ``{"image_id": [[x1, y1, x2, y2], ...], ...}`` (e.g. selective search boxes) -> per-image
-    Tensor[P, 4]."""
-    with open(path) as f:
-        records = json.load(f)
-    return {int(key): torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4) for key, boxes in records.items()}
-
-
-class WithProposals(Dataset):
-    """``dataset`` whose targets also carry the external proposals of their ``image_id`` (Fast R-CNN)."""
-
-    def __init__(self, dataset: Dataset, proposals: dict[int, torch.Tensor]) -> None:
-        self.dataset, self.proposals = dataset, proposals
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        image, target = self.dataset[index]
-        image_id = int(target.get("image_id", index))
-        if image_id not in self.proposals:
-            raise KeyError(f"the proposals file has no boxes for image_id {image_id}")
-        return image, {**target, "proposals": self.proposals[image_id]}
-
-
 @torch.no_grad()
 def predict_dataset(model: nn.Module, dataset: Dataset, batch_size: int = 4) -> tuple[list[dict], list[int]]:
     """Detections (on the CPU) and image ids for every sample of ``dataset``, in order."""
@@ -170,27 +139,6 @@ def predict_dataset(model: nn.Module, dataset: Dataset, batch_size: int = 4) -> 
         detections += [{k: v.cpu() for k, v in output.items()} for output in outputs]
         image_ids += [int(t.get("image_id", len(image_ids) + i)) for i, t in enumerate(targets)]
     return detections, image_ids
-
-
-def _xyxy(box: list[float]) -> list[float]:
-    return [box[0], box[1], box[0] + box[2], box[1] + box[3]]
-
-
-def voc_mean_ap(ground_truth: dict, results: list[dict], use_07_metric: bool = False) -> float:
-    """Mean over categories of the VOC AP at IoU 0.5 (continuous coordinates, crowd regions as "difficult")."""
-    aps = []
-    for category in ground_truth["categories"]:
-        gts = [a for a in ground_truth["annotations"] if a["category_id"] == category["id"]]
-        dets = [r for r in results if r["category_id"] == category["id"]]
-        if not gts:
-            continue
-        ap, _, _ = voc_class_ap(np.array([a["image_id"] for a in gts]), np.array([_xyxy(a["bbox"]) for a in gts]),
-                                np.array([bool(a.get("iscrowd", 0)) for a in gts]),
-                                np.array([r["image_id"] for r in dets], dtype=np.int64),
-                                np.array([_xyxy(r["bbox"]) for r in dets]).reshape(-1, 4),
-                                np.array([r["score"] for r in dets]), use_07_metric=use_07_metric, plus_one=False)
-        aps.append(ap)
-    return float(np.mean(aps)) if aps else math.nan
 
 
 def evaluate_detector(model: nn.Module, dataset: Dataset, classes: Sequence[str], keypoint_names: Sequence[str] = (),

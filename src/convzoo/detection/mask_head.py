@@ -70,14 +70,19 @@ def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int,
     size = masks.shape[-1]
     masks = F.pad(masks, (padding,) * 4)
     boxes = expand_boxes(boxes, (size + 2 * padding) / size).to(torch.int64).tolist()
-    pasted = masks.new_zeros((len(masks), 1, height, width))
-    for mask, (x1, y1, x2, y2), out in zip(masks, boxes, pasted):
+    pasted = []
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes):
         box_w, box_h = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
-        resized = F.interpolate(mask[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0, 0]
+        resized = F.interpolate(mask[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0]
         left, right, top, bottom = max(x1, 0), min(x2 + 1, width), max(y1, 0), min(y2 + 1, height)
-        if right > left and bottom > top:
-            out[0, top:bottom, left:right] = resized[top - y1:bottom - y1, left - x1:right - x1]
-    return pasted
+        if right <= left or bottom <= top:
+            pasted.append(masks.new_zeros((1, height, width)))
+            continue
+        inside = resized[:, top - y1:bottom - y1, left - x1:right - x1]  # (1, bottom - top, right - left)
+        # zeros around the box by padding, not by writing into a zero image: no in-place write, so this also runs
+        # (and stays differentiable) when the masks require grad, as in eval mode outside torch.no_grad()
+        pasted.append(F.pad(inside, (left, width - right, top, height - bottom)))
+    return torch.stack(pasted)  # (N, 1, H, W)
 
 
 class MaskBranch(nn.Module):

@@ -104,8 +104,8 @@ class DetectionTransform(nn.Module):
         height = int(math.ceil(height / self.size_divisible) * self.size_divisible)
         width = int(math.ceil(width / self.size_divisible) * self.size_divisible)
         batched = images[0].new_zeros((len(images), images[0].shape[0], height, width))
-        for image, slot in zip(images, batched):
-            slot[:, :image.shape[-2], :image.shape[-1]].copy_(image)
+        for index, image in enumerate(images):  # indexing, not unbinding ``batched``: works when images need grad
+            batched[index, :, :image.shape[-2], :image.shape[-1]].copy_(image)
         return batched
 
     def forward(self, images: list[torch.Tensor],

@@ -1,0 +1,36 @@
+"""Tasks of the one training engine: what each kind of learning problem supplies (data, model, losses,
+evaluation, prediction); ``convzoo.train`` owns everything else. See :mod:`convzoo.tasks.base` for the contract.
+
+    task = create_task("mask_rcnn_r50_fpn", "shapes", detection=DetectionOptions(small=True))
+"""
+
+from __future__ import annotations
+
+from convzoo.registry import model_kind
+from convzoo.tasks.base import Reducer, Task, TaskData, unwrap_model
+from convzoo.tasks.classification import ClassificationOptions, ClassificationTask
+from convzoo.tasks.detection import DetectionTask
+from convzoo.tasks.detection_build import DetectionOptions
+
+TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask}
+# the task that trains each kind of registered model
+TASK_OF_KIND = {"classifier": "classification", "detector": "detection"}
+
+
+def model_task(model: str) -> str:
+    """The task that trains the registered ``model`` (``spec:`` strings are classifiers)."""
+    return TASK_OF_KIND[model_kind(model)]
+
+
+def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
+                detection: DetectionOptions | None = None, seed: int = 0, image_size: int | None = None,
+                pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
+    """The task for ``model`` on ``data`` with the options of that task."""
+    common = {"image_size": image_size, "pretrained": pretrained, "pretrained_source": pretrained_source}
+    if model_task(model) == "detection":
+        return DetectionTask(model, data, detection, seed=seed, **common)
+    return ClassificationTask(model, data, classification, **common)
+
+
+__all__ = ["TASKS", "ClassificationOptions", "ClassificationTask", "DetectionOptions", "DetectionTask", "Reducer",
+           "Task", "TaskData", "create_task", "model_task", "unwrap_model"]

@@ -1,0 +1,255 @@
+"""Object detection (Fast, Faster, Mask and Keypoint R-CNN) as a task of the engine.
+
+The detector in training mode returns its dict of named losses (``loss_objectness``, ``loss_rpn_box_reg``,
+``loss_classifier``, ``loss_box_reg``, ``loss_mask``, ``loss_keypoint``), which is exactly what the engine
+optimizes; evaluation is COCO AP (bbox, segm, keypoints as the model has them) and the VOC mAP at IoU 0.5 of the
+detections of every process, gathered; prediction draws the detections and writes COCO results JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from convzoo.data.detection import TransformedDataset, coco_ground_truth, collate_detection, detection_augmentation
+from convzoo.data.detection_files import read_rgb
+from convzoo.evaluation import evaluate_coco, results_from_predictions, voc_class_ap
+from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
+from convzoo.tasks.detection_build import (
+    DetectionOptions,
+    WithProposals,
+    backbone_state,
+    build_detector,
+    default_backbone,
+    iou_types,
+    load_detection_data,
+    model_options,
+    read_proposals,
+)
+from convzoo.weights import load_weights
+
+
+def given_proposals(targets: list[dict]) -> list[torch.Tensor] | None:
+    """Fast R-CNN's external proposals, carried in the targets as ``proposals`` Tensor[P, 4] (xyxy), if any."""
+    return [t["proposals"] for t in targets] if targets and all("proposals" in t for t in targets) else None
+
+
+class DetectionTask(Task):
+    """Detection of ``data`` (``shapes``, ``coco:ANN:IMAGES``, ``voc:DIR``) by the registered detector ``model``."""
+
+    name = "detection"
+    score = "bbox:AP"
+    defaults = {"batch_size": 4, "epochs": 12}
+
+    def __init__(self, model: str, data: str, options: DetectionOptions | None = None, *, seed: int = 0,
+                 image_size: int | None = None, pretrained: str | None = None, pretrained_source: str = "auto"
+                 ) -> None:
+        self.model_name, self.data_spec = model, data
+        self.options = options or DetectionOptions()
+        self.seed, self.image_size = seed, image_size
+        self.pretrained, self.pretrained_source = pretrained, pretrained_source
+        self._ground_truth: dict[int, dict] = {}
+        self._proposals = read_proposals(self.options.proposals) if self.options.proposals else None
+
+    # data -------------------------------------------------------------------------------------------------------
+    def split(self, name: str, data: str | None = None) -> Dataset | None:
+        """The data set of split ``name`` ("train", "dev", "test"); None where the data has no such split."""
+        spec = data or self.data_spec
+        if name == "test" and not spec.startswith("shapes"):
+            return None
+        size = self.options.train_size if name == "train" else self.options.val_size
+        if name != "train" and size == 0 and not spec.startswith("shapes"):
+            size = self.options.train_size  # val_size 0: evaluate on the training images
+        return load_detection_data(spec, name, size, self.image_size, self.seed)
+
+    def load_data(self, data: str | None = None) -> TaskData:
+        train, dev, test = (self.split(name, data) for name in ("train", "dev", "test"))
+        if len(train) == 0:
+            raise ValueError(f"--data {data or self.data_spec} has no training images")
+        info = {"model_options": model_options(self.model_name, self.options, train),
+                "class_names": list(train.classes), "keypoint_names": list(getattr(train, "keypoint_names", [])),
+                "category_ids": list(getattr(train, "category_ids", None) or range(len(train.classes))),
+                "iou_types": list(iou_types(self.model_name))}
+        notes = []
+        if self._proposals:  # Fast R-CNN: boxes from outside, not flipped with the image, so no flip augmentation
+            train = WithProposals(train, self._proposals)
+        elif self.options.hflip:
+            keypoint_flip, hflip = getattr(train, "keypoint_flip", None), self.options.hflip
+            if info["model_options"].get("num_keypoints") and keypoint_flip is None:
+                notes.append("horizontal flips are off: the data set's keypoints have no mirrored order "
+                             "(keypoint_flip), so a flipped image would teach the wrong keypoint names")
+                hflip = 0.0
+            if hflip:
+                train = TransformedDataset(train, detection_augmentation(hflip, keypoint_flip=keypoint_flip))
+        return TaskData(train, dev, test, info, notes)
+
+    # model ------------------------------------------------------------------------------------------------------
+    def build_model(self, info: dict, initialize: bool = True) -> nn.Module:
+        options = info["model_options"]
+        backbone = None
+        if initialize and self.options.backbone_weights:
+            name = options.get("backbone") or default_backbone(options["name"])
+            source = "auto" if self.pretrained_source == "auto" else self.pretrained_source
+            backbone = backbone_state(name, self.options.backbone_weights, "convzoo" if source == "auto" else source)
+        model = build_detector(options, backbone)
+        if initialize and self.pretrained:  # layers that follow the label set stay fresh when their shapes differ
+            source = "convzoo" if self.pretrained_source == "auto" else self.pretrained_source
+            report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
+            print(f"--pretrained {self.pretrained} ({source}): {report}", file=sys.stderr)
+        return model
+
+    # steps ------------------------------------------------------------------------------------------------------
+    def collate(self, samples):
+        return collate_detection(samples)
+
+    def to_device(self, batch, device: torch.device, channels_last: bool = False):
+        images, targets = batch
+        images = [image.to(device, non_blocking=True) for image in images]
+        targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
+                   for t in targets]
+        return images, targets
+
+    def train_step(self, model: nn.Module, batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        images, targets = batch
+        losses = model(images, targets, proposals=given_proposals(targets))
+        return losses, {"count": torch.tensor(len(images), device=images[0].device)}
+
+    # evaluation -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def detect(self, model: nn.Module, dataset: Dataset, device: torch.device, indices: Sequence[int] | None = None,
+               batch_size: int = 4) -> tuple[list[dict], list[int]]:
+        """Detections (CPU tensors) and image ids of the samples ``indices`` (all) of ``dataset``, in order."""
+        was_training = model.training
+        model.eval()
+        if self._proposals:
+            dataset = WithProposals(dataset, self._proposals)
+        indices = list(range(len(dataset))) if indices is None else list(indices)
+        detections, image_ids = [], []
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, collate_fn=collate_detection)
+        for images, targets in loader:
+            proposals = given_proposals(targets)
+            proposals = [p.to(device) for p in proposals] if proposals is not None else None
+            outputs = model([image.to(device) for image in images], proposals=proposals)
+            detections += [{k: v.cpu() for k, v in output.items()} for output in outputs]
+            image_ids += [int(t.get("image_id", indices[len(image_ids) + i])) for i, t in enumerate(targets)]
+        model.train(was_training)
+        return detections, image_ids
+
+    def ground_truth(self, dataset: Dataset, info: dict) -> dict:
+        """The COCO ground truth of ``dataset`` (computed once per data set)."""
+        key = id(dataset)
+        if key not in self._ground_truth:
+            self._ground_truth[key] = (dataset.ground_truth() if hasattr(dataset, "ground_truth") else
+                                       coco_ground_truth(dataset, info["class_names"], info["keypoint_names"],
+                                                         info["category_ids"]))
+        return self._ground_truth[key]
+
+    def evaluate(self, model: nn.Module, dataset: Dataset, device: torch.device, reducer: Reducer = ONE_PROCESS,
+                 out: Path | None = None, split: str = "test", info: dict | None = None) -> dict[str, float]:
+        """``bbox:AP``, ``bbox:AP50``, ... (``segm:``, ``keypoints:`` as the model has them) and ``voc:mAP``;
+        with ``out``, the COCO results ``detections_{split}.json``."""
+        info = info or {}
+        detections, image_ids = self.detect(unwrap_model(model), dataset, device, reducer.shard(dataset))
+        results = reducer.gather(results_from_predictions(image_ids, detections, info.get("category_ids")))
+        ground_truth = self.ground_truth(dataset, info)
+        metrics = {}
+        for iou_type in info.get("iou_types", ["bbox"]):
+            wanted = [r for r in results if iou_type == "bbox" or (iou_type == "segm" and "segmentation" in r)
+                      or (iou_type == "keypoints" and "keypoints" in r)]
+            kwargs = {}
+            if iou_type == "keypoints":  # OKS sigma 0.05 for every keypoint of a data set without COCO's sigmas
+                kwargs["kpt_sigmas"] = np.full(len(info.get("keypoint_names", [])), 0.05)
+            stats = evaluate_coco(ground_truth, wanted, iou_type, **kwargs).stats
+            metrics.update({f"{iou_type}:{name}": value for name, value in stats.items()})
+        metrics["voc:mAP"] = voc_mean_ap(ground_truth, results)
+        metrics["count"] = float(len(dataset))
+        if out is not None and reducer.rank == 0:
+            (Path(out) / f"detections_{split}.json").write_text(json.dumps(results))
+        return metrics
+
+    # prediction -------------------------------------------------------------------------------------------------
+    def predict_files(self, model: nn.Module, info: dict, paths: Sequence[str], device: torch.device,
+                      out: Path | None = None, draw_thresh: float = 0.5, annotations: str | None = None,
+                      **_options) -> dict:
+        """Draw the detections on each image into ``out/<stem>.png`` and write ``out/detections.json`` (COCO
+        results whose ``image_id`` is the image's id: from ``annotations`` (a COCO file, by file name), else the
+        file stem when it is a number (COCO and VOC names), else the position); print a line per image."""
+        from torchvision.utils import draw_bounding_boxes, draw_keypoints, draw_segmentation_masks, save_image
+
+        out = Path(out or "predictions")
+        out.mkdir(parents=True, exist_ok=True)
+        names = info.get("class_names") or [str(i) for i in range(info["model_options"]["num_classes"])]
+        ids = image_ids_of(paths, annotations)
+        images = [read_rgb(path) for path in paths]
+        samples = [(image, {"image_id": image_id}) for image, image_id in zip(images, ids)]
+        detections, _ = self.detect(unwrap_model(model), samples, device, batch_size=1)
+        for path, image, detection in zip(paths, images, detections):
+            keep = detection["scores"] >= draw_thresh
+            picture = (image * 255).to(torch.uint8)
+            if "masks" in detection and keep.any():
+                picture = draw_segmentation_masks(picture, detection["masks"][keep, 0] >= 0.5, alpha=0.45)
+            labels = [f"{names[int(c)]} {s:.2f}" for c, s in zip(detection["labels"][keep], detection["scores"][keep])]
+            picture = draw_bounding_boxes(picture, detection["boxes"][keep], labels=labels, colors="yellow")
+            if "keypoints" in detection and keep.any():
+                picture = draw_keypoints(picture, detection["keypoints"][keep, :, :2], colors="red", radius=2)
+            drawn = out / f"{Path(path).stem}.png"
+            save_image(picture.float() / 255, drawn)
+            found = ", ".join(labels) if labels else "nothing"
+            print(f"{path}: {int(keep.sum())} detections >= {draw_thresh} ({found}) -> {drawn}")
+        results = results_from_predictions(ids, detections, info.get("category_ids"))
+        files = dict(zip(ids, map(str, paths)))
+        for result in results:
+            result["file_name"] = files[result["image_id"]]
+        (out / "detections.json").write_text(json.dumps(results))
+        print(f"{len(results)} detections of {len(paths)} images (all scores >= the model's score threshold) -> "
+              f"{out / 'detections.json'}")
+        return {"images": len(paths), "detections": len(results), "out": str(out)}
+
+
+def image_ids_of(paths: Sequence[str], annotations: str | None = None) -> list[int]:
+    """The COCO image id of each file: looked up by file name in ``annotations`` (a COCO JSON), else the file's
+    stem when it is a number (``000000000139.jpg`` -> 139), else its position in ``paths``."""
+    by_name = {}
+    if annotations:
+        coco = json.loads(Path(annotations).read_text())
+        by_name = {Path(image["file_name"]).name: int(image["id"]) for image in coco.get("images", [])}
+    ids = []
+    for index, path in enumerate(paths):
+        name = Path(path)
+        if by_name:
+            if name.name not in by_name:
+                raise ValueError(f"--annotations {annotations} has no image named {name.name}")
+            ids.append(by_name[name.name])
+        else:
+            ids.append(int(name.stem) if name.stem.isdigit() else index)
+    if len(set(ids)) != len(ids):
+        raise ValueError("two images got the same image id; pass --annotations COCO.json to name their ids")
+    return ids
+
+
+def _xyxy(box: list[float]) -> list[float]:
+    return [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+
+
+def voc_mean_ap(ground_truth: dict, results: list[dict], use_07_metric: bool = False) -> float:
+    """Mean over categories of the VOC AP at IoU 0.5 (continuous coordinates, crowd regions as "difficult")."""
+    aps = []
+    for category in ground_truth["categories"]:
+        gts = [a for a in ground_truth["annotations"] if a["category_id"] == category["id"]]
+        dets = [r for r in results if r["category_id"] == category["id"]]
+        if not gts:
+            continue
+        ap, _, _ = voc_class_ap(np.array([a["image_id"] for a in gts]), np.array([_xyxy(a["bbox"]) for a in gts]),
+                                np.array([bool(a.get("iscrowd", 0)) for a in gts]),
+                                np.array([r["image_id"] for r in dets], dtype=np.int64),
+                                np.array([_xyxy(r["bbox"]) for r in dets]).reshape(-1, 4),
+                                np.array([r["score"] for r in dets]), use_07_metric=use_07_metric, plus_one=False)
+        aps.append(ap)
+    return float(np.mean(aps)) if aps else float("nan")
