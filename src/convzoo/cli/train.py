@@ -73,7 +73,7 @@ def register(subparsers) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of the options given on the command line (a resumed run: its saved one, updated)."""
-    given = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")}
     if "resume" in given:
         config = TrainConfig.load(given["resume"])
         fixed = sorted(set(given) - set(RESUMABLE) - {"resume"})
