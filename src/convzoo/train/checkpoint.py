@@ -21,18 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from convzoo.tasks.base import unwrap_model
 from convzoo.weights.files import atomic_write, independent_tensors
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside DistributedDataParallel and/or ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def model_weights(model: nn.Module) -> dict[str, torch.Tensor]:
