@@ -1,6 +1,6 @@
-"""Engine overhead: `convzoo train`'s loop (data pipeline + train_one_epoch) vs a bare PyTorch loop, in one process.
+"""Engine overhead: the one training loop (data pipeline, train_one_epoch, the classification task) vs a bare loop.
 
-Same model (a course-style CNN), same MNIST images, same batch size and optimizer; the bare loop reads pre-normalized
+Both run in one process on the same model (a course-style CNN), MNIST images, same batch size and optimizer; the bare loop reads pre-normalized
 tensors through a plain DataLoader(TensorDataset). Trials alternate (bare, convzoo, bare, ...) to share the machine's
 load fairly; the median images/s of each is printed with the ratio (goal >= 0.95).
 
@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import convzoo
 from convzoo.data import load_data
-from convzoo.train.build import make_loader
+from convzoo.tasks import ClassificationTask
 from convzoo.train.distributed import DistributedContext, ResumableSampler
-from convzoo.train.engine import StepOptions, TrainState, train_one_epoch
+from convzoo.train.engine import Budget, StepOptions, TrainState, make_loader, train_one_epoch
 
 MODEL = "spec:CB-16-3-1-same,M-2-2,CB-32-3-1-same,M-2-2,CB-64-3-1-same,M-2-2,F,H-128"
 
@@ -63,12 +63,14 @@ def bare_trial(splits, x, y, batch_size: int, steps: int) -> float:
 
 def convzoo_trial(splits, batch_size: int, steps: int) -> float:
     model, optimizer = build(splits, 0)
+    task = ClassificationTask(MODEL, splits.name)
     sampler = ResumableSampler(splits.train, DistributedContext(), seed=0)
-    loader = Limited(make_loader(splits.train, batch_size, sampler, train=True), steps)
+    loader = Limited(make_loader(splits.train, batch_size, sampler, task.collate, train=True), steps)
     options = StepOptions(torch.device("cpu"))
     model.train()
     start = time.perf_counter()
-    train_one_epoch(model, loader, optimizer, TrainState(), lambda step: 1e-3, options)
+    train_one_epoch(task, model, loader, optimizer, TrainState(), lambda step: 1e-3, options,
+                    Budget(steps, None, "wall"))
     return steps * batch_size / (time.perf_counter() - start)
 
 

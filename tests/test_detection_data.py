@@ -12,14 +12,13 @@ from PIL import Image
 from convzoo.cli import build_parser
 from convzoo.data.detection import (
     coco_ground_truth,
-    coco_results,
     detection_augmentation,
     drop_degenerate,
     flip_permutation,
 )
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
 from convzoo.data.detection_shapes import ShapesDataset, mask_to_box
-from convzoo.evaluation import evaluate_coco
+from convzoo.evaluation import evaluate_coco, results_from_predictions
 
 
 def test_shapes_are_deterministic_and_consistent() -> None:
@@ -43,7 +42,7 @@ def test_ground_truth_fed_back_as_results_scores_ap_one() -> None:
     gt = coco_ground_truth(data, data.classes, data.keypoint_names)
     detections = [{"boxes": t["boxes"], "labels": t["labels"], "scores": torch.ones(len(t["labels"])),
                    "masks": t["masks"][:, None].float()} for _, t in (data[i] for i in range(4))]
-    results = coco_results(detections, range(4))
+    results = results_from_predictions(range(4), detections)
     assert evaluate_coco(gt, results, "bbox").stats["AP"] == pytest.approx(1.0)
     assert evaluate_coco(gt, results, "segm").stats["AP"] == pytest.approx(1.0)
 
@@ -110,44 +109,48 @@ def test_voc_reader_difficult(shared_data) -> None:
     assert len(target["boxes"]) == len(all_objects) - sum(a["iscrowd"] for a in all_objects)
 
 
+SMALL_SHAPES = ["--backbone", "resnet18", "--small", "--data", "shapes", "--image-size", "64", "--min-size", "64",
+                "--max-size", "64", "--batch-size", "2", "--threads", "1"]
+
+
 def test_cli_train_evaluate_predict(tmp_path) -> None:
+    """convzoo train trains a detector (the task follows from the model); the run folder is an ordinary one, so
+    resume, evaluate and predict (and their detect aliases) work on it."""
     parser = build_parser()
     run = tmp_path / "run"
-    args = parser.parse_args(["detect", "train", "--model", "mask_rcnn_r50_fpn", "--backbone", "resnet18", "--small",
-                              "--data", "shapes", "--image-size", "64", "--train-size", "4", "--val-size", "2",
-                              "--min-size", "64", "--max-size", "64", "--epochs", "1", "--batch-size", "2",
-                              "--out", str(run)])
+    args = parser.parse_args(["train", "--model", "mask_rcnn_r50_fpn", *SMALL_SHAPES, "--train-size", "4",
+                              "--val-size", "2", "--epochs", "1", "--out", str(run)])
     metrics = args.func(args)
-    assert metrics["steps"] == 2 and "segm:AP" in metrics and np.isfinite(metrics["loss"])
-    assert (run / "last.safetensors").is_file() and (run / "metrics.jsonl").is_file()
-    args = parser.parse_args(["detect", "train", "--model", "mask_rcnn_r50_fpn", "--backbone", "resnet18", "--small",
-                              "--data", "shapes", "--image-size", "64", "--train-size", "4", "--val-size", "2",
-                              "--min-size", "64", "--max-size", "64", "--epochs", "2", "--batch-size", "2",
-                              "--out", str(run), "--resume"])
+    assert metrics["steps"] == 2 and "dev:segm:AP" in metrics and "test:bbox:AP" in metrics
+    assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["loss_mask"])
+    for name in ("config.json", "last.safetensors", "best.safetensors", "metrics.jsonl", "detections_test.json"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["task"] == "detection" and saved["info"]["model_options"]["name"] == "mask_rcnn_r50_fpn"
+    args = parser.parse_args(["detect", "train", "--resume", str(run), "--epochs", "2"])
     assert args.func(args)["steps"] == 4  # resumed after epoch 1
-    args = parser.parse_args(["detect", "evaluate", "--run", str(run), "--data", "shapes", "--image-size", "64",
-                              "--val-size", "2"])
-    assert "bbox:AP50" in args.func(args)
+    args = parser.parse_args(["evaluate", str(run), "--split", "dev"])
+    assert "dev:bbox:AP50" in args.func(args)
     Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "a.png")
-    args = parser.parse_args(["detect", "predict", str(tmp_path / "a.png"), "--run", str(run), "--out",
-                              str(tmp_path / "pred"), "--draw-thresh", "0"])
+    args = parser.parse_args(["detect", "predict", str(run), str(tmp_path / "a.png"), "--out", str(tmp_path / "pred"),
+                              "--draw-thresh", "0"])
     args.func(args)
     assert (tmp_path / "pred" / "a.png").is_file()
     assert isinstance(json.loads((tmp_path / "pred" / "detections.json").read_text()), list)
 
 
 def test_cli_fast_rcnn_with_proposals_file(tmp_path) -> None:
-    data = ShapesDataset(2, size=64, seed=1)
+    data = ShapesDataset(2, size=64, seed=0)
     # proposals: each ground-truth box and a shifted copy, as a selective-search file would list them
     proposals = {i: torch.cat([t["boxes"], t["boxes"] + 3]).tolist() for i, (_, t) in enumerate(data)}
     (tmp_path / "proposals.json").write_text(json.dumps(proposals))
     parser = build_parser()
     args = parser.parse_args(["detect", "train", "--model", "fast_rcnn_r50_c4", "--backbone", "resnet18",
-                              "--data", "shapes", "--image-size", "64", "--train-size", "2", "--val-size", "0",
+                              "--data", "shapes", "--image-size", "64", "--train-size", "2", "--val-size", "2",
                               "--min-size", "64", "--max-size", "64", "--epochs", "1", "--batch-size", "2",
                               "--proposals", str(tmp_path / "proposals.json"), "--out", str(tmp_path / "run")])
     metrics = args.func(args)
-    assert metrics["steps"] == 1 and "bbox:AP" in metrics and "loss_objectness" not in metrics
+    assert metrics["steps"] == 1 and "dev:bbox:AP" in metrics and "loss_objectness" not in metrics
 
 
 def test_cli_keypoints_adamw_and_transfer(tmp_path) -> None:
@@ -160,16 +163,25 @@ def test_cli_keypoints_adamw_and_transfer(tmp_path) -> None:
     classifier = create_model("resnet18")
     save_file(classifier.state_dict(), tmp_path / "resnet18.safetensors")
     parser = build_parser()
-    common = ["--backbone", "resnet18", "--small", "--data", "shapes", "--image-size", "64", "--train-size", "2",
-              "--val-size", "2", "--min-size", "64", "--max-size", "64", "--epochs", "1", "--batch-size", "2",
-              "--optimizer", "adamw", "--lr", "1e-3"]
-    args = parser.parse_args(["detect", "train", "--model", "keypoint_rcnn_r50_fpn", *common,
+    common = [*SMALL_SHAPES, "--train-size", "2", "--val-size", "2", "--epochs", "1", "--optimizer", "adamw",
+              "--lr", "1e-3"]
+    args = parser.parse_args(["train", "--model", "keypoint_rcnn_r50_fpn", *common,
                               "--backbone-weights", str(tmp_path / "resnet18.safetensors"),
                               "--out", str(tmp_path / "kp")])
     metrics = args.func(args)
-    assert "keypoints:AP" in metrics and np.isfinite(metrics["loss_keypoint"])
-    options = json.loads((tmp_path / "kp" / "model.json").read_text())
+    assert "dev:keypoints:AP" in metrics and np.isfinite(metrics["loss_keypoint"])
+    options = json.loads((tmp_path / "kp" / "config.json").read_text())["info"]["model_options"]
     assert options["num_keypoints"] == 3 and options["widths"]["keypoint"] == 64
-    args = parser.parse_args(["detect", "train", "--model", "faster_rcnn_r50_fpn", *common,
-                              "--weights", str(tmp_path / "kp" / "last.safetensors"), "--out", str(tmp_path / "ft")])
-    assert "bbox:AP" in args.func(args)
+    args = parser.parse_args(["train", "--model", "faster_rcnn_r50_fpn", *common,
+                              "--pretrained", str(tmp_path / "kp" / "last.safetensors"), "--out", str(tmp_path / "ft")])
+    assert "dev:bbox:AP" in args.func(args)
+
+
+def test_cli_refuses_options_of_another_task(tmp_path) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["train", "--model", "resnet18", "--small", "--out", str(tmp_path / "r")])
+    with pytest.raises(ValueError, match="--small: detection option.*classification task"):
+        args.func(args)
+    args = parser.parse_args(["train", "--model", "mask_rcnn_r50_fpn", "--label-smoothing", "0.1"])
+    with pytest.raises(ValueError, match="--label-smoothing: classification option.*detection task"):
+        args.func(args)

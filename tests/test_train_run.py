@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from convzoo.cli import build_parser
+from convzoo.train import NonFiniteLossError
 from convzoo.train.checkpoint import load_checkpoint
 from convzoo.train.config import TrainConfig
-from convzoo.train.engine import NonFiniteLossError
 from convzoo.train.fit import fit
 
 # Conv + BN + dropout: exercises BN statistics and the dropout RNG; about 2 s per epoch on digits.

@@ -19,10 +19,10 @@ from convzoo.errors import is_user_error, one_line
 
 # command -> (module in this package, the one line "convzoo --help" shows; the module's own help= says the same)
 COMMANDS = {
-    "train": ("train", "train a classifier (default: a small CNN on the bundled digits)"),
-    "evaluate": ("evaluate", "evaluate a trained run on its test (or dev) split"),
-    "predict": ("predict", "classify image files with a trained run"),
-    "detect": ("detect", "train, evaluate and run the R-CNN detectors"),
+    "train": ("train", "train any model: a classifier, a detector (default: a small CNN on the bundled digits)"),
+    "evaluate": ("evaluate", "evaluate a trained run (any task) on its test or dev split"),
+    "predict": ("predict", "predict image files with a trained run (any task)"),
+    "detect": ("detect", "train, evaluate and run the R-CNN detectors (an alias of train, evaluate, predict)"),
     "eval-detections": ("eval_detections", "COCO or VOC average precision of detections"),
     "models": ("models", "list the registered models with parameters and GMACs"),
     "summary": ("summary", "print a model's per-layer table"),

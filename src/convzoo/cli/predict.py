@@ -1,9 +1,12 @@
-"""``convzoo predict RUN_DIR IMAGE...``: the most probable classes of image files under a trained run's model.
+"""convzoo predict RUN_DIR FILE...: a trained run's predictions for image files, from the run folder alone.
 
-    convzoo predict runs/spec-digits-20250101-120000 three.png seven.png --top 3
+A classifier prints the most probable classes of each image; a detector prints what it found in each image,
+draws the detections into --out and writes COCO results JSON there (image ids from --annotations, else the file
+stem when it is a number, as in COCO and VOC names). Each image is decoded and prepared as the run's data was.
 
-Each image is decoded (grayscale for 1-channel models), resized to the model's input size and normalized as the
-run's data set was.
+examples:
+  convzoo predict runs/spec-digits-20250101-120000 three.png seven.png --top 3
+  convzoo predict runs/mask_rcnn-shapes-20250101-120000 a.png b.png --out predictions/ --draw-thresh 0.3
 """
 
 from __future__ import annotations
@@ -12,50 +15,41 @@ import argparse
 from pathlib import Path
 
 import torch
-from torchvision.transforms import v2
 
-from convzoo.cli.evaluate import load_run
-from convzoo.data import TensorImageDataset
-from convzoo.data.imagefolder import read_image
-from convzoo.models.aux import main_logits
+from convzoo.train.run import load_run
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="classify image files with a trained run", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="a folder written by `convzoo train`")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-    p.add_argument("--checkpoint", default="best", choices=("best", "last"))
-    p.add_argument("--top", type=int, default=1, help="how many classes to print per image (default: 1)")
-    p.add_argument("--device", default=None)
+    p = subparsers.add_parser("predict", help="predict image files with a trained run (any task)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_predict_arguments(p)
     p.set_defaults(func=run)
 
 
-def preprocess(paths: list[str], splits, input_size: tuple[int, ...]) -> torch.Tensor:
-    """Image files -> the network's input batch Tensor[N, C, H, W], prepared like the run's test split."""
-    mode = "L" if input_size[0] == 1 else "RGB"
-    resize = v2.Resize(tuple(input_size[1:]), antialias=True)
-    test = splits.test
-    if isinstance(test, TensorImageDataset):
-        images = torch.stack([resize(read_image(Path(p), mode)) for p in paths])
-        return test.normalize(images)
-    return torch.stack([test.transform(read_image(Path(p), mode)) for p in paths])
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a folder written by convzoo train")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default: best")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
+    p.add_argument("--top", type=int, default=1, help="classification: classes printed per image (default: 1)")
+    p.add_argument("--out", default="predictions", help="detection: folder for the drawn images and "
+                   "detections.json (default: predictions)")
+    p.add_argument("--draw-thresh", type=float, default=0.5,
+                   help="detection: draw and count detections scoring at least this (default: 0.5)")
+    p.add_argument("--annotations", metavar="COCO.json",
+                   help="detection: take each image's id from this COCO file, by file name")
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Print ``IMAGE: class (probability)`` lines; return {image: [(class, probability), ...]}."""
-    if len(args.images) and args.top < 1:
+    """Print one line per image; return the task's predictions."""
+    if args.top < 1:
         raise ValueError(f"--top must be at least 1, got {args.top}")
+    if not 0.0 <= args.draw_thresh <= 1.0:
+        raise ValueError(f"--draw-thresh must be in [0, 1], got {args.draw_thresh}")
+    for path in args.images:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such image file {path}")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    config, model, splits = load_run(args.run_dir, args.checkpoint, device)
-    if len(splits.input_size) != 3:
-        raise ValueError(f"predict reads image files; the run's data {config.data} is not images")
-    with torch.no_grad():
-        probabilities = main_logits(model(preprocess(args.images, splits, splits.input_size).to(device))).softmax(1)
-    names = splits.class_names or [str(i) for i in range(splits.num_classes)]
-    results = {}
-    for path, row in zip(args.images, probabilities.cpu()):
-        values, indices = row.topk(min(args.top, len(row)))
-        results[path] = [(names[i], v) for v, i in zip(values.tolist(), indices.tolist())]
-        print(f"{path}: " + ", ".join(f"{name} ({p:.4f})" for name, p in results[path]))
-    return results
+    _, task, info, model = load_run(args.run_dir, args.checkpoint, device)
+    return task.predict_files(model, info, args.images, device, out=Path(args.out), top=args.top,
+                              draw_thresh=args.draw_thresh, annotations=args.annotations)

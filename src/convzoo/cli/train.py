@@ -1,9 +1,15 @@
-"""``convzoo train``: train a classifier; with no arguments, a small CNN on scikit-learn's bundled digits.
+"""convzoo train: train any registered model; the task (classification, detection) follows from the model.
 
-    convzoo train                                           # embedded default: digits, < 2 minutes on a laptop CPU
-    convzoo train --model resnet20 --data cifar10:DIR --epochs 30 --optimizer sgd --lr 0.1 --weight-decay 5e-4
-    convzoo train --resume runs/resnet20-cifar10-20250101-120000
-    torchrun --nproc-per-node 2 -m convzoo train --data mnist:DIR     # DistributedDataParallel
+With no arguments it trains a small CNN on scikit-learn's bundled digits (under 2 minutes on a laptop CPU).
+
+examples:
+  convzoo train
+  convzoo train --model resnet20 --data cifar10:DIR --epochs 30 --optimizer sgd --lr 0.1 --weight-decay 5e-4
+  convzoo train --model mask_rcnn_r50_fpn --backbone resnet18 --small --data shapes --max-minutes 15 --clock cpu
+  convzoo train --resume runs/resnet20-cifar10-20250101-120000 --epochs 40
+  torchrun --nproc-per-node 2 -m convzoo train --data mnist:DIR        (DistributedDataParallel)
+
+Options a task does not read are refused (--small for a classifier, --label-smoothing for a detector).
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from convzoo.tasks import ClassificationOptions, DetectionOptions
 from convzoo.train.config import DEFAULT_MODEL, TrainConfig
-from convzoo.train.fit import fit
+from convzoo.train.fit import RESUMABLE, fit
 
-# Options that may change when resuming a run; every other option comes from the run's config.json.
-RESUMABLE = ("epochs", "device", "workers", "threads", "progress")
+CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
+DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
 
 
 def _floats(text: str) -> list[float]:
@@ -25,38 +32,55 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.5,0.75, got {text!r}") from None
 
 
-def register(subparsers) -> None:
-    defaults = TrainConfig()
-    p = subparsers.add_parser("train", help="train a classifier (default: a small CNN on the bundled digits)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                              argument_default=argparse.SUPPRESS)
-    a = p.add_argument
-    a("--model", help=f"a registered model (`convzoo models`) or spec:STRING (default: {DEFAULT_MODEL})")
-    a("--data", help="digits | mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | imagefolder:DIR | mnist1d:FILE "
-      "(default: digits)")
-    a("--epochs", type=int, help=f"default: {defaults.epochs}")
-    a("--batch-size", type=int, help=f"the global batch over all processes (default: {defaults.batch_size})")
-    a("--lr", type=float, help="peak learning rate (default: sgd 0.1, rmsprop 0.045, adam/adamw 1e-3)")
-    a("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"), help=f"default: {defaults.optimizer}")
-    a("--momentum", type=float, help=f"sgd and rmsprop momentum (default: {defaults.momentum})")
-    a("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum for sgd (default: on)")
-    a("--schedule", choices=("constant", "step", "cosine", "one-cycle"), help=f"default: {defaults.schedule}")
-    a("--warmup", type=float, help="epochs of linear learning-rate warmup (default: 0)")
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 32,64,128, got {text!r}") from None
+
+
+def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, data: str = "digits") -> None:
+    """The options of ``convzoo train`` (and its alias ``convzoo detect train``, with other defaults)."""
+    if (model, data) != (DEFAULT_MODEL, "digits"):  # an alias's defaults, applied unless resuming
+        p.set_defaults(alias_defaults={"model": model, "data": data})
+    engine = p.add_argument_group("what to train")
+    a = engine.add_argument
+    a("--model", help=f"a registered model (convzoo models) or spec:STRING (default: {model})")
+    a("--data", help="classification: digits | mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | imagefolder:DIR | "
+      "mnist1d:FILE; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR (default: " + data + ")")
+    a("--image-size", type=int, help="classification: resize images to this side (default: the data set's, 224 for "
+      "photos); detection shapes: the side of the generated images (default: 128)")
+    a("--pretrained", metavar="FILE", help="initial weights of the whole model: a convzoo, torchvision or timm file")
+    a("--pretrained-source", choices=("auto", "convzoo", "torchvision", "timm"),
+      help="naming of --pretrained and --backbone-weights files (default: auto)")
+    run = p.add_argument_group("the run")
+    a = run.add_argument
+    a("--epochs", type=int, help="default: classification 10, detection 12")
+    a("--max-minutes", type=float, help="time budget: the schedule follows the time and training stops when it is "
+      "used up (default: none)")
+    a("--clock", choices=("wall", "cpu"), help="the clock of --max-minutes: wall time, or this process's CPU time "
+      "(steady on a busy machine) (default: wall)")
+    a("--batch-size", type=int, help="the global batch over all processes (default: classification 32, detection 4)")
+    a("--lr", type=float, help="peak learning rate (default: detection 0.02; else sgd 0.1, rmsprop 0.045, "
+      "adam/adamw 1e-3)")
+    a("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"),
+      help="default: classification adamw, detection sgd")
+    a("--momentum", type=float, help="sgd and rmsprop momentum (default: 0.9)")
+    a("--nesterov", action=argparse.BooleanOptionalAction,
+      help="Nesterov momentum for sgd (default: classification on, detection off)")
+    a("--schedule", choices=("constant", "step", "cosine", "one-cycle"), help="default: cosine")
+    a("--warmup", type=float, help="epochs of linear learning-rate warmup (default: classification 0, detection 0.4)")
     a("--milestones", type=_floats, help="step schedule: fractions of training where lr *= gamma (default: 0.5,0.75)")
-    a("--gamma", type=float, help=f"step schedule factor (default: {defaults.gamma})")
-    a("--weight-decay", type=float, help="L2 / decoupled decay, not on BatchNorm parameters and biases (default: 0)")
-    a("--label-smoothing", type=float, help="epsilon of label smoothing (Inception-v3 uses 0.1; default: 0)")
-    a("--aux-weight", type=float, help="weight of auxiliary-classifier losses (default: the model's, e.g. 0.3)")
-    a("--grad-clip", type=float, help="clip the global gradient norm to this value (default: off)")
-    a("--seed", type=int, help=f"default: {defaults.seed}")
+    a("--gamma", type=float, help="step schedule factor (default: 0.1)")
+    a("--weight-decay", type=float, help="L2 / decoupled decay, not on BatchNorm parameters and biases "
+      "(default: classification 0, detection 1e-4)")
+    a("--grad-clip", type=float, help="clip the global gradient norm (default: classification off, detection 10)")
+    a("--eval-every", type=int, help="evaluate the dev split every N epochs and after the last (default: 1)")
+    a("--seed", type=int, help="default: 42")
     a("--deterministic", action="store_true", help="deterministic kernels only (bit-exact resume on the CPU)")
     a("--out", help="run folder (default: runs/<model>-<data>-<time>)")
     a("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint; only "
-      f"{', '.join('--' + k for k in RESUMABLE)} may change")
-    a("--pretrained", metavar="FILE", help="initial weights: a convzoo, torchvision or timm checkpoint file")
-    a("--pretrained-source", choices=("auto", "convzoo", "torchvision", "timm"), help="format of --pretrained")
-    a("--freeze-backbone", action="store_true", help="train only the classifier; backbone BatchNorm in eval mode")
-    a("--freeze-bn", action="store_true", help="replace every BatchNorm by a frozen one (fixed affine transform)")
+      f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may change")
     a("--channels-last", action="store_true", help="NHWC memory layout for 2D models")
     a("--compile", action="store_true", help="torch.compile the model")
     a("--amp", choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
@@ -64,26 +88,62 @@ def register(subparsers) -> None:
     a("--workers", type=int, help="data-loading processes (default: 0, in the main process)")
     a("--threads", type=int, help="CPU threads of each process (default: 1 for digits, else PyTorch's)")
     a("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
-    a("--skip-bad-images", action="store_true", help="skip and count image files that cannot be decoded")
+    a("--progress", action=argparse.BooleanOptionalAction,
+      help="progress bar (default: a bar on a terminal, else a line every 30 s)")
+    classify = p.add_argument_group("classification")
+    a = classify.add_argument
+    a("--label-smoothing", type=float, help="epsilon of label smoothing (Inception-v3 uses 0.1; default: 0)")
+    a("--aux-weight", type=float, help="weight of auxiliary-classifier losses (default: the model's, e.g. 0.3)")
+    a("--freeze-backbone", action="store_true", help="train only the classifier; backbone BatchNorm in eval mode")
+    a("--freeze-bn", action="store_true", help="replace every BatchNorm by a frozen one (fixed affine transform)")
     a("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default: the data set's)")
-    a("--image-size", type=int, help="resize images to this side (default: the data set's own, 224 for photos)")
-    a("--progress", action=argparse.BooleanOptionalAction, help="progress bar (default: when on a terminal)")
+    a("--skip-bad-images", action="store_true", help="skip and count image files that cannot be decoded")
+    detect = p.add_argument_group("detection")
+    a = detect.add_argument
+    a("--backbone", help="a registry classifier as the backbone, e.g. resnet18 (default: the model's)")
+    a("--backbone-weights", metavar="FILE", help="ImageNet weights of the backbone classifier, e.g. torchvision's")
+    a("--small", action="store_true", help="thin heads, few proposals, BatchNorm trained (CPU-sized)")
+    a("--roi-method", choices=("align", "pool"), help="RoIAlign or RoIPool (default: align)")
+    a("--trainable-layers", type=int, help="backbone stages trained, 0-5 (default: the model's)")
+    a("--anchor-sizes", type=_ints, metavar="S2,S3,S4,S5,S6", help="FPN anchor size per level P2..P6 "
+      "(default: 32,64,128,256,512)")
+    a("--min-size", type=int, help="shorter image side after resizing (default: the model's)")
+    a("--max-size", type=int, help="longest image side after resizing (default: the model's)")
+    a("--score-thresh", type=float, help="detections scoring below are dropped (default: 0.05)")
+    a("--train-size", type=int, help="training images: shapes generates N, coco/voc take the first N (default: 1000)")
+    a("--val-size", type=int, help="dev images (coco/voc: the first N; 0: the training images) (default: 100)")
+    a("--hflip", type=float, help="horizontal flip probability (default: 0.5)")
+    a("--proposals", metavar="JSON", help="Fast R-CNN: external proposals {image_id: [[x1, y1, x2, y2], ...]}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train any model: a classifier, a detector (default: a small CNN on "
+                              "the bundled digits)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              argument_default=argparse.SUPPRESS)
+    add_train_arguments(p)
     p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of the options given on the command line (a resumed run: its saved one, updated)."""
-    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")}
+    """The TrainConfig of the options given on the command line; a resumed run: its saved one, updated with the
+    options that may change (others are refused, naming them)."""
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug", "action")}
+    alias_defaults = given.pop("alias_defaults", {})
     if "resume" in given:
-        config = TrainConfig.load(given["resume"])
         fixed = sorted(set(given) - set(RESUMABLE) - {"resume"})
         if fixed:
             raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in fixed)} cannot change when resuming; "
                              f"only --{', --'.join(k.replace('_', '-') for k in RESUMABLE)} can")
-        return dataclasses.replace(config, **given)
-    return TrainConfig(**given)
+        return dataclasses.replace(TrainConfig.load(given["resume"]), **{k: given[k] for k in given
+                                                                         if k in RESUMABLE or k == "resume"})
+    given = {**alias_defaults, **given}
+    classification = {k: given.pop(k) for k in list(given) if k in CLASSIFICATION}
+    detection = {k: given.pop(k) for k in list(given) if k in DETECTION}
+    return TrainConfig(**given, classification=ClassificationOptions(**classification),
+                       detection=DetectionOptions(**detection))
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train; return the final metrics (``loss``, ``accuracy``, ``dev:*``, ``test:*``, ``run_dir``, ...)."""
+    """Train; return the final metrics (losses, ``dev:*``, ``test:*``, ``run_dir``, ...)."""
     return fit(config_from_args(args))

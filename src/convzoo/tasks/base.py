@@ -81,6 +81,12 @@ class Task(ABC):
     name: ClassVar[str]
     score: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # DistributedDataParallel must look for parameters a step leaves unused (e.g. an RPN fed external proposals)
+    find_unused_parameters: ClassVar[bool] = False
+
+    def headline(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The metrics of the epoch line (``metrics.jsonl`` and TensorBoard get them all)."""
+        return metrics
 
     @abstractmethod
     def load_data(self) -> TaskData:

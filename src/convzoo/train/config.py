@@ -1,44 +1,68 @@
-"""The options of one training run as a dataclass: the command line fills it, ``config.json`` records it."""
+"""The options of one training run as a dataclass: the command line fills it, ``config.json`` records it.
+
+    config = TrainConfig(model="mask_rcnn_r50_fpn", data="shapes", detection=DetectionOptions(small=True))
+    config = config.resolved(task)        # None fields get the task's defaults (batch 4, sgd, ... for detection)
+
+The engine's options are flat fields; what only one task reads is a nested dataclass (``classification``,
+``detection``), validated where it enters. ``None`` means "the task's default" (:attr:`Task.defaults`, then
+:data:`ENGINE_DEFAULTS`); the run folder records the resolved values, so a resume never depends on defaults that
+changed in between.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from convzoo.tasks.classification import ClassificationOptions
+from convzoo.tasks.detection_build import DetectionOptions
 
 # The embedded default: a small course-style CNN for scikit-learn's 8x8 digits (53 k parameters; 10 epochs reach
 # about 99% test accuracy).
 DEFAULT_MODEL = "spec:CB-32-3-1-same,M-2-2,CB-64-3-1-same,M-2-2,F,H-128,D-0.3"
 
+# The defaults of the options a task may set otherwise (``Task.defaults``).
+ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 32, "optimizer": "adamw", "weight_decay": 0.0,
+                                   "warmup": 0.0, "grad_clip": None, "nesterov": True}
+LR_DEFAULTS = {"sgd": 0.1, "rmsprop": 0.045, "adam": 1e-3, "adamw": 1e-3}
+CHOICES = {"optimizer": ("sgd", "rmsprop", "adam", "adamw"), "schedule": ("constant", "step", "cosine", "one-cycle"),
+           "amp": (None, "bf16", "fp16"), "clock": ("wall", "cpu")}
+# the nested option groups and the task that reads each
+TASK_OPTIONS = {"classification": ClassificationOptions, "detection": DetectionOptions}
+
 
 @dataclass
 class TrainConfig:
-    """Everything that decides a run. Epoch-valued options (``warmup``) may be fractional."""
+    """Everything that decides a run. Epoch-valued options (``warmup``) may be fractional; None: the task's."""
 
     model: str = DEFAULT_MODEL
     data: str = "digits"
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int | None = None  # classification 10, detection 12
+    batch_size: int | None = None  # the global batch over all processes: classification 32, detection 4
     lr: float | None = None  # None: the optimizer's default (sgd 0.1, rmsprop 0.045, adam/adamw 1e-3)
-    optimizer: str = "adamw"  # sgd | rmsprop | adam | adamw
+    optimizer: str | None = None  # sgd | rmsprop | adam | adamw (classification adamw, detection sgd)
     momentum: float = 0.9
-    nesterov: bool = True
+    nesterov: bool | None = None
     schedule: str = "cosine"  # constant | step | cosine | one-cycle
-    warmup: float = 0.0  # epochs of linear warmup
+    warmup: float | None = None  # epochs of linear warmup
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step schedule, fractions of training
     gamma: float = 0.1  # step schedule decay factor
-    weight_decay: float = 0.0  # not applied to BatchNorm parameters and biases
-    label_smoothing: float = 0.0
-    aux_weight: float | None = None  # None: each model's own auxiliary-loss weight
+    weight_decay: float | None = None  # not applied to BatchNorm parameters and biases
+    grad_clip: float | None = None  # max global gradient norm
+    max_minutes: float | None = None  # a time budget: the schedule runs on progress and training stops on time
+    clock: str = "wall"  # wall | cpu: the clock of --max-minutes
+    eval_every: int = 1  # evaluate dev every N epochs (and always after the last)
     seed: int = 42
     deterministic: bool = False
     out: str | None = None  # default runs/<model>-<data>-<time>
     resume: str | None = None
     pretrained: str | None = None
     pretrained_source: str = "auto"
-    freeze_backbone: bool = False
-    freeze_bn: bool = False
+    image_size: int | None = None
     channels_last: bool = False
     compile: bool = False
     amp: str | None = None  # bf16 | fp16 (CUDA only)
@@ -46,33 +70,102 @@ class TrainConfig:
     workers: int = 0
     threads: int | None = None  # intra-op CPU threads; None: 1 for digits (8x8 inputs gain nothing), else PyTorch's
     sync_bn: bool = False
-    skip_bad_images: bool = False
-    augment: bool | None = None  # None: the data set's default
-    image_size: int | None = None
-    grad_clip: float | None = None
-    progress: bool | None = None  # None: a bar when stderr is a terminal
+    progress: bool | None = None  # None: a bar when stderr is a terminal, else a line every 30 s
+    classification: ClassificationOptions = field(default_factory=ClassificationOptions)
+    detection: DetectionOptions = field(default_factory=DetectionOptions)
 
     def __post_init__(self) -> None:
-        choices = {"optimizer": ("sgd", "rmsprop", "adam", "adamw"),
-                   "schedule": ("constant", "step", "cosine", "one-cycle"), "amp": (None, "bf16", "fp16")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name} must be one of {', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"--epochs and --batch-size must be positive, got {self.epochs} and {self.batch_size}")
+        for name, kind in TASK_OPTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, _options_from_dict(kind, value, name))
+            elif not isinstance(value, kind):
+                raise TypeError(f"TrainConfig.{name} must be a {kind.__name__}, got {type(value).__name__}")
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed and not (name == "optimizer" and value is None):
+                raise ValueError(f"--{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every,
+                    "threads": self.threads, "image_size": self.image_size}
+        for name, value in positive.items():
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        non_negative = {"lr": self.lr, "momentum": self.momentum, "warmup": self.warmup, "gamma": self.gamma,
+                        "weight_decay": self.weight_decay, "max_minutes": self.max_minutes, "workers": self.workers}
+        for name, value in non_negative.items():
+            if value is not None and not (0 <= value < math.inf):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
+            raise ValueError(f"--grad-clip must be a positive number, got {self.grad_clip}")
+        if any(not 0 < m < 1 for m in self.milestones):
+            raise ValueError(f"--milestones must be fractions of training in (0, 1), got {self.milestones}")
+        if self.pretrained_source not in ("auto", "convzoo", "torchvision", "timm"):
+            raise ValueError(f"--pretrained-source must be auto, convzoo, torchvision or timm, "
+                             f"got {self.pretrained_source!r}")
+
+    def resolved(self, defaults: dict[str, Any]) -> TrainConfig:
+        """This config with every None option a task may set filled in: ``defaults`` (the task's), then the
+        engine's; ``lr`` from the optimizer."""
+        values = {name: defaults.get(name, ENGINE_DEFAULTS[name]) for name in ENGINE_DEFAULTS
+                  if getattr(self, name) is None}
+        config = dataclasses.replace(self, **values)
+        if config.lr is None:
+            config.lr = defaults.get("lr") if "lr" in defaults and self.optimizer is None else \
+                LR_DEFAULTS[config.optimizer]
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        """A config from a dict (e.g. a run's ``config.json``), ignoring keys this version does not know."""
+        """A config from a dict (e.g. a run's ``config.json``), ignoring keys this version does not know; the
+        flat classification options of older run folders move into ``classification``."""
         names = {f.name for f in dataclasses.fields(cls)}
+        values = dict(values)
+        older = {k: values.pop(k) for k in list(values) if k not in names
+                 and k in {f.name for f in dataclasses.fields(ClassificationOptions)}}
+        if older:
+            values["classification"] = {**older, **values.get("classification", {})}
         return cls(**{k: v for k, v in values.items() if k in names})
 
     @classmethod
     def load(cls, run_dir: str | Path) -> TrainConfig:
-        path = Path(run_dir) / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir} is not a convzoo run folder (no config.json)")
-        return cls.from_dict(json.loads(path.read_text()))
+        """The config of a run folder (its ``config.json``)."""
+        return cls.from_dict(read_run_file(run_dir)["config"])
+
+
+def _options_from_dict(kind: type, values: dict, name: str):
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {name} option(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+    return kind(**values)
+
+
+def read_run_file(run_dir: str | Path) -> dict:
+    """``{"config": ..., "task": ..., "info": ...}`` of a run folder's ``config.json`` (older folders: the config
+    alone, without task and info)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a convzoo run folder (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+    return saved if "config" in saved else {"config": saved, "task": None, "info": None}
+
+
+def absolute_data(spec: str) -> str:
+    """``--data`` with each of its paths made absolute (``mnist:data/mnist`` -> ``mnist:/home/u/data/mnist``), so a
+    run folder names its data from any directory."""
+    kind, sep, rest = spec.partition(":")
+    if not sep:
+        return spec
+    parts = [str(Path(part).resolve()) if part and Path(part).exists() else part for part in rest.split(":")]
+    return f"{kind}:{':'.join(parts)}"

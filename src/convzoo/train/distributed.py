@@ -5,7 +5,7 @@
 
 ``torchrun`` sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; :func:`init_distributed` reads them
 (gloo on CPU, NCCL on CUDA). Without them everything here is a no-op for one process, so the same code path runs
-everywhere. Model-agnostic: the detection trainer uses the same helpers.
+everywhere. Task-agnostic: every task trains through the same helpers.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, context: DistributedContext, device: torch.device, sync_bn: bool = False
-               ) -> nn.Module:
+def wrap_model(model: nn.Module, context: DistributedContext, device: torch.device, sync_bn: bool = False,
+               find_unused_parameters: bool = False) -> nn.Module:
     """DistributedDataParallel around ``model`` when there are several processes (optionally with SyncBatchNorm).
 
     SyncBatchNorm computes the batch statistics over all processes' samples; PyTorch implements it for CUDA only.
@@ -77,7 +77,8 @@ def wrap_model(model: nn.Module, context: DistributedContext, device: torch.devi
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if not context.enabled:
         return model
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                               find_unused_parameters=find_unused_parameters)
 
 
 class ResumableSampler(DistributedSampler):
@@ -119,3 +120,33 @@ def broadcast_object(value, context: DistributedContext):
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def reducer_of(context: DistributedContext):
+    """The :class:`convzoo.tasks.Reducer` of this process: shards by rank, sums with all_reduce, gathers lists
+    with all_gather_object (identity for one process)."""
+    from convzoo.tasks.base import ONE_PROCESS, Reducer
+
+    if not context.enabled:
+        return ONE_PROCESS
+
+    def total(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def gather(items: list) -> list:
+        parts: list = [None] * context.world_size
+        dist.all_gather_object(parts, items)
+        return [item for part in parts for item in part]
+
+    return Reducer(context.rank, context.world_size, total, gather)
+
+
+def agree_on_max(value: float, context: DistributedContext, device: torch.device) -> float:
+    """The largest ``value`` of all processes (so that every rank takes the same decision, e.g. out of time)."""
+    if not context.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.item()

@@ -1,23 +1,26 @@
-"""The training loop of a classifier: one epoch of optimization, and evaluation on a split.
+"""The one training loop: an epoch of optimization over any task's batches.
 
-Model-agnostic within classification: the loss is ``convzoo.models.aux.classification_loss``, so models with
-auxiliary heads (GoogLeNet, Inception-v3) need no special case. Running sums stay on the device and are read only
-every ``sync_every`` steps (each step on a CPU), so the loop adds almost nothing to a bare PyTorch loop.
+The task maps a batch to named losses and tallies (:meth:`convzoo.tasks.Task.train_step`); the loop optimizes the
+sum of the losses, in the spirit of detectron2's ``SimpleTrainer.run_step``, and owns everything around it: the
+learning rate per step, AMP with a gradient scaler, gradient clipping, the non-finite check, running sums, the
+progress bar (or a periodic line without a terminal), callbacks and the time budget. Running sums stay on the
+device and are read only every ``sync_every`` steps (each step on a CPU).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from convzoo.models.aux import classification_loss, main_logits
+from convzoo.tasks.base import Task
 from convzoo.train.optim import set_learning_rate
 
 
@@ -28,15 +31,18 @@ class NonFiniteLossError(ValueError):
 @dataclass
 class TrainState:
     """Where training stands, saved in every checkpoint: ``epoch`` (0-based) in progress, ``batch`` batches of it
-    done, ``step`` optimizer steps in all, the running ``sums`` of the epoch in progress, and the best dev score."""
+    done, ``step`` optimizer steps in all, ``seconds`` of the budget's clock used, the running ``sums`` of the
+    epoch in progress (per-sample sums of each loss and tally), and the best dev score."""
 
     epoch: int = 0
     batch: int = 0
     step: int = 0
+    seconds: float = 0.0
     sums: dict[str, float] = field(default_factory=dict)
     best: float = -math.inf
     best_epoch: int = 0
     stop_requested: bool = False
+    out_of_time: bool = False
 
 
 @dataclass
@@ -47,54 +53,99 @@ class StepOptions:
     amp: torch.dtype | None = None
     channels_last: bool = False
     grad_clip: float | None = None
-    label_smoothing: float = 0.0
-    aux_weight: float | None = None
     sync_every: int = 1
 
 
-def to_device(images: torch.Tensor, labels: torch.Tensor, options: StepOptions) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move a batch to the device (NHWC memory layout for 4D inputs with ``channels_last``)."""
-    images = images.to(options.device, non_blocking=True)
-    if options.channels_last and images.dim() == 4:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels.to(options.device, non_blocking=True)
+class Budget:
+    """Progress of a run in [0, 1]: max(steps done / planned, clock seconds used / budget), so the schedule ends
+    exactly when either runs out. ``clock`` "cpu" counts this process's CPU time (``time.process_time``), which a
+    busy shared machine does not eat; "wall" the time on the wall."""
+
+    def __init__(self, total_steps: int, minutes: float | None, clock: str, used: float = 0.0,
+                 agree: Callable[[float], float] | None = None) -> None:
+        self.total_steps, self.seconds = total_steps, (minutes or 0.0) * 60
+        self.now = time.process_time if clock == "cpu" else time.perf_counter
+        self.used, self.started = used, self.now()
+        self.agree = agree  # several processes: the largest elapsed time of all, so that all stop together
+
+    def elapsed(self) -> float:
+        """Seconds of the clock used, those of earlier sessions of the run included."""
+        return self.used + self.now() - self.started
+
+    def progress(self, step: int) -> float:
+        if not self.seconds:
+            return step / max(self.total_steps, 1)
+        elapsed = self.agree(self.elapsed()) if self.agree else self.elapsed()
+        by_time = elapsed / self.seconds
+        return max(step / max(self.total_steps, 1), by_time)
+
+    def schedule_step(self, step: int, progress: float) -> int:
+        """The step the learning-rate schedule is at: ``step``, or further on when time runs out faster."""
+        return max(step, min(self.total_steps, int(progress * self.total_steps)))
 
 
-def _autocast(options: StepOptions):
+def autocast(options: StepOptions):
     if options.amp is None:
         return nullcontext()
     return torch.autocast(options.device.type, dtype=options.amp)
 
 
-def _read_sums(sums: dict[str, torch.Tensor], carried: dict[str, float]) -> dict[str, float]:
-    return {k: carried.get(k, 0.0) + v.item() for k, v in sums.items()}
+def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler | list[int], collate: Callable,
+                workers: int = 0, train: bool = False, seed: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader of a task's batches; its own generator keeps worker seeds off the global RNG (resumable)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=train,
+                      collate_fn=collate, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=False)
 
 
-def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, state: TrainState,
-                    lr_at: Callable[[int], float], options: StepOptions, scaler: torch.amp.GradScaler | None = None,
-                    callbacks: Iterable[Callable[[TrainState, nn.Module], None]] = (), progress=None
-                    ) -> dict[str, float]:
+def _read(sums: dict[str, torch.Tensor], carried: dict[str, float]) -> dict[str, float]:
+    keys = set(sums) | set(carried)
+    return {k: carried.get(k, 0.0) + (sums[k].item() if k in sums else 0.0) for k in sorted(keys)}
+
+
+class _Heartbeat:
+    """Without a terminal (a log file), a line to stderr every ``every`` seconds instead of a progress bar."""
+
+    def __init__(self, every: float, label: str, total: int) -> None:
+        self.every, self.label, self.total = every, label, total
+        self.last = time.perf_counter()
+
+    def __call__(self, batch: int, text: str) -> None:
+        if self.every and time.perf_counter() - self.last >= self.every:
+            self.last = time.perf_counter()
+            print(f"{self.label} batch {batch}/{self.total} {text}", file=sys.stderr, flush=True)
+
+
+def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
+                    state: TrainState, lr_at: Callable[[int], float], options: StepOptions, budget: Budget,
+                    scaler: torch.amp.GradScaler | None = None,
+                    callbacks: Iterable[Callable[[TrainState, nn.Module], None]] = (), progress=None,
+                    heartbeat: _Heartbeat | None = None) -> dict[str, float]:
     """Run the batches of ``loader`` (already positioned after ``state.batch`` batches); return the epoch's sums.
 
-    The caller sets the training mode (``model.train()``, or ``build.set_train_mode`` for a frozen backbone).
-
-    Sums: ``loss`` (sum over samples of the training loss, auxiliary terms included), ``correct`` (main logits),
-    ``count``. ``state`` is advanced after every optimizer step, then each ``callback(state, model)`` is called;
-    a callback (or a first Ctrl-C) may set ``state.stop_requested`` to end the epoch early at that step boundary.
+    The caller sets the training mode (``task.set_train_mode``). Sums: each named loss and ``loss`` (their sum)
+    times the batch's ``count``, and the task's tallies; divide by ``count`` for means. ``state`` is advanced after
+    every optimizer step, then each ``callback(state, model)`` is called; a callback (or a first Ctrl-C) may set
+    ``state.stop_requested`` to end the epoch at that step boundary; the budget ending sets ``state.out_of_time``.
     Raises NonFiniteLossError before applying a step whose loss is NaN or infinite (checked every ``sync_every``).
     """
-    zero = torch.zeros((), dtype=torch.float64, device=options.device)
-    sums = {"loss": zero.clone(), "correct": zero.clone(), "count": zero.clone()}
+    sums: dict[str, torch.Tensor] = {}
     carried = dict(state.sums)
-    start, seen = time.perf_counter(), 0
-    for images, labels in loader:
-        images, labels = to_device(images, labels, options)
-        set_learning_rate(optimizer, lr_at(state.step))
-        with _autocast(options):
-            output = model(images)
-            loss = classification_loss(output, labels, options.label_smoothing, options.aux_weight)
+    start = time.perf_counter()
+    for batch in loader:
+        done = budget.progress(state.step)
+        if done >= 1.0:
+            state.out_of_time = True
+            break
+        batch = task.to_device(batch, options.device, options.channels_last)
+        set_learning_rate(optimizer, lr_at(budget.schedule_step(state.step, done)))
+        with autocast(options):
+            losses, tallies = task.train_step(model, batch)
+            loss = sum(losses.values())
         if (state.batch + 1) % options.sync_every == 0 and not torch.isfinite(loss).item():
-            raise NonFiniteLossError(f"the loss is {loss.item()} at epoch {state.epoch + 1}, batch {state.batch + 1}")
+            named = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items()) if len(losses) > 1 else ""
+            raise NonFiniteLossError(f"the loss is {loss.item()} at epoch {state.epoch + 1}, batch {state.batch + 1}"
+                                     + (f" ({named})" if named else ""))
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -109,70 +160,38 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         else:
             optimizer.step()
         with torch.no_grad():
-            n = labels.shape[0]
-            sums["loss"] += loss.detach().double() * n
-            sums["correct"] += (main_logits(output).argmax(1) == labels).sum()
-            sums["count"] += n
-        seen += labels.shape[0]
+            count = tallies["count"].detach().double()
+            for key, value in {**losses, "loss": loss}.items():
+                sums[key] = sums.get(key, 0) + value.detach().double() * count
+            for key, value in tallies.items():
+                sums[key] = sums.get(key, 0) + value.detach().double()
         state.batch += 1
         state.step += 1
-        if progress is not None and state.batch % options.sync_every == 0:
-            done = _read_sums(sums, carried)
-            progress.set_postfix(loss=f"{done['loss'] / done['count']:.4f}",
-                                 accuracy=f"{done['correct'] / done['count']:.4f}",
-                                 img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+        if state.batch % options.sync_every == 0 and (progress is not None or heartbeat is not None):
+            done = _read(sums, carried)
+            seen = done["count"] - carried.get("count", 0.0)
+            per_second = f"{seen / max(time.perf_counter() - start, 1e-9):.0f}"
+            text = {"loss": f"{done['loss'] / max(done['count'], 1):.4f}", "samples_s": per_second,
+                    "lr": f"{optimizer.param_groups[0]['lr']:.3g}"}
+            if progress is not None:
+                progress.set_postfix(text, refresh=False)
+            if heartbeat is not None:
+                heartbeat(state.batch, " ".join(f"{k}={v}" for k, v in text.items()))
         if progress is not None:
             progress.update(1)
-        state.sums = _read_sums(sums, carried) if options.sync_every == 1 else state.sums
+        state.sums = _read(sums, carried) if options.sync_every == 1 else state.sums
+        state.seconds = budget.elapsed()
         for callback in callbacks:
             callback(state, model)
         if state.stop_requested:
             break
-    state.sums = _read_sums(sums, carried)
+    state.sums = _read(sums, carried)
+    state.seconds = budget.elapsed()
     return dict(state.sums)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, options: StepOptions, num_classes: int
-             ) -> tuple[dict[str, float], torch.Tensor]:
-    """Cross-entropy sums and the confusion matrix of ``model`` (in eval mode) over ``loader``.
-
-    Returns ({"loss": sum of per-sample CE, "correct": ..., "count": ...}, Tensor[num_classes, num_classes] int64
-    with rows = true class, columns = predicted class). The loss has no label smoothing: it is the plain NLL.
-    """
-    was_training = model.training
-    model.eval()
-    loss = torch.zeros((), dtype=torch.float64, device=options.device)
-    matrix = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=options.device)
-    for images, labels in loader:
-        images, labels = to_device(images, labels, options)
-        with _autocast(options):
-            logits = main_logits(model(images))
-        loss += F.cross_entropy(logits.float(), labels, reduction="sum").double()
-        matrix += torch.bincount(labels * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
-    model.train(was_training)
-    matrix = matrix.reshape(num_classes, num_classes).cpu()
-    count = matrix.sum().item()
-    return {"loss": loss.item(), "correct": matrix.diag().sum().item(), "count": count}, matrix
-
-
-def predict(model: nn.Module, loader: Iterable, options: StepOptions) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities Tensor[N, num_classes] (float32, CPU) and labels Tensor[N] of every batch of ``loader``."""
-    was_training = model.training
-    model.eval()
-    probabilities, targets = [], []
-    with torch.no_grad():
-        for images, labels in loader:
-            images, _ = to_device(images, labels, options)
-            with _autocast(options):
-                logits = main_logits(model(images))
-            probabilities.append(logits.float().softmax(1).cpu())
-            targets.append(labels)
-    model.train(was_training)
-    return torch.cat(probabilities), torch.cat(targets)
-
-
-def summarize(sums: dict[str, float], prefix: str = "") -> dict[str, float]:
-    """``{"loss", "correct", "count"}`` sums -> ``{prefix + "loss": mean, prefix + "accuracy": fraction}``."""
+def epoch_metrics(task: Task, sums: dict[str, float]) -> dict[str, float]:
+    """Means per sample of the summed losses (``loss`` first) and the task's metrics of its tallies."""
     count = max(sums.get("count", 0.0), 1.0)
-    return {f"{prefix}loss": sums.get("loss", math.nan) / count, f"{prefix}accuracy": sums.get("correct", 0.0) / count}
+    losses = {k: v / count for k, v in sums.items() if k == "loss" or k.startswith("loss_")}
+    return {**losses, **task.train_metrics(sums)}

@@ -1,18 +1,22 @@
-"""``fit(config)``: a whole training run, as ``convzoo train`` runs it, leaving everything in its run folder.
+"""``fit(config)``: a whole training run of any task, as ``convzoo train`` runs it, leaving everything in its folder.
 
     metrics = fit(TrainConfig(data="digits", epochs=20))
     metrics["test:accuracy"], metrics["run_dir"]
+    fit(TrainConfig(model="mask_rcnn_r50_fpn", data="shapes", detection=DetectionOptions(small=True)))
 
-The run folder holds ``config.json``, ``metrics.jsonl``, ``tensorboard/``, the ``last`` and ``best`` checkpoints
-(``*.safetensors`` + ``*.state.pt``), ``curves.png`` and ``confusion_test.png``. Nothing is lost: checkpoints are
-atomic; Ctrl-C (or a callback raising KeyboardInterrupt) saves ``last`` at the current step and re-raises; a non-finite
+The run folder holds ``config.json`` (the nested config, the task and its info: all that ``evaluate`` and
+``predict`` need), ``metrics.jsonl``, ``tensorboard/``, the ``last`` and ``best`` checkpoints (``*.safetensors`` +
+``*.state.pt``; best by the task's dev score), ``curves.png`` and the task's artifacts of the last dev and the
+test evaluation (``confusion_test.png``, ``detections_test.json``, ...). Nothing is lost: checkpoints are atomic;
+Ctrl-C (or a callback raising KeyboardInterrupt) saves ``last`` at the current step and re-raises; a non-finite
 loss stops the run before the bad step, keeping the last good checkpoint; ``resume=RUN_DIR`` continues bit for bit
-(on the CPU, with ``--workers 0``).
+(on the CPU, with ``--deterministic`` and ``--workers 0``), in the middle of an epoch too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -26,23 +30,28 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from convzoo.data import load_data
+from convzoo import __version__
+from convzoo.tasks.base import Task, unwrap_model
 from convzoo.train import distributed as dist_utils
-from convzoo.train.build import build_model, make_loader, set_train_mode
 from convzoo.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from convzoo.train.config import TrainConfig
-from convzoo.train.engine import NonFiniteLossError, StepOptions, TrainState, evaluate, summarize, train_one_epoch
-from convzoo.train.logging import (
-    RunLogger,
-    epoch_line,
-    plot_confusion_matrix,
-    plot_curves,
-    read_metrics,
-    truncate_metrics,
+from convzoo.train.config import TrainConfig, absolute_data, read_run_file
+from convzoo.train.engine import (
+    Budget,
+    NonFiniteLossError,
+    StepOptions,
+    TrainState,
+    _Heartbeat,
+    autocast,
+    epoch_metrics,
+    make_loader,
+    train_one_epoch,
 )
-from convzoo.train.optim import DEFAULT_LR, build_optimizer, learning_rate, param_groups
+from convzoo.train.logging import RunLogger, epoch_line, plot_curves, read_metrics, truncate_metrics
+from convzoo.train.optim import build_optimizer, learning_rate, param_groups
+from convzoo.train.run import task_of
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+HEARTBEAT_SECONDS = 30.0
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -96,6 +105,10 @@ def fit(config: TrainConfig, callbacks: Iterable[Callable[[TrainState, torch.nn.
     ``callbacks`` are called after every optimizer step as ``callback(state, model)`` with the TrainState and the
     model being trained (tests use them to interrupt or to break the model).
     """
+    if config.resume:
+        config = _resumed(config)
+    task = task_of(config)
+    config = config.resolved(task.defaults)
     context, device = dist_utils.init_distributed(config.device)
     threads = torch.get_num_threads()
     # 8x8 digits are too small for intra-op parallelism: on a busy CPU extra threads only spin (10x slower).
@@ -103,40 +116,73 @@ def fit(config: TrainConfig, callbacks: Iterable[Callable[[TrainState, torch.nn.
     if wanted:
         torch.set_num_threads(wanted)
     try:
-        return _fit(config, context, device, list(callbacks))
+        return _fit(config, task, context, device, list(callbacks))
     finally:
         torch.set_num_threads(threads)
         dist_utils.shutdown_distributed()
 
 
+def _resumed(config: TrainConfig) -> TrainConfig:
+    """A resume's config: the run's own, with the options in RESUMABLE that ``config`` sets; any other option set
+    to something else than the run's is refused (naming it)."""
+    saved = TrainConfig.load(config.resume)
+    fresh = TrainConfig()
+    given = {f.name for f in dataclasses.fields(config)
+             if f.name != "resume" and getattr(config, f.name) != getattr(fresh, f.name)}
+    fixed = sorted(name for name in given - set(RESUMABLE) if getattr(config, name) != getattr(saved, name))
+    if fixed:
+        raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in fixed)} cannot change when resuming; "
+                         f"only --{', --'.join(k.replace('_', '-') for k in RESUMABLE)} can")
+    return dataclasses.replace(saved, resume=config.resume, **{k: getattr(config, k) for k in given & set(RESUMABLE)})
+
+
+# Options that may change when resuming a run; every other option comes from the run's config.json.
+RESUMABLE = ("epochs", "max_minutes", "eval_every", "device", "workers", "threads", "progress")
+
+
 def _checkpoint_state(optimizer, scaler, state: TrainState) -> dict:
     fields = dataclasses.asdict(state)
     fields.pop("stop_requested")
+    fields.pop("out_of_time")
     return {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else {},
             "train_state": fields, "rng": rng_state()}
 
 
-def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) -> dict:
+def _validate(config: TrainConfig, context, device: torch.device) -> None:
     if config.amp and device.type != "cuda":
         raise ValueError(f"--amp {config.amp} needs a CUDA device (this run is on {device}); mixed precision on a "
                          "CPU is slow (no native bf16/fp16 kernels), so convzoo refuses it")
+    if config.sync_bn and device.type != "cuda":
+        raise ValueError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm has no CPU implementation "
+                         "(on CPU each process normalizes with the statistics of its own batch)")
     if config.batch_size % context.world_size:
         raise ValueError(f"--batch-size {config.batch_size} (the global batch) is not divisible by the "
                          f"{context.world_size} processes")
+
+
+def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbacks: list) -> dict:
+    _validate(config, context, device)
     run_dir = Path(config.resume or config.out or dist_utils.broadcast_object(str(default_run_dir(config)), context))
     set_determinism(config.seed + context.rank, config.deterministic)
-    splits = load_data(config.data, config.augment, config.image_size, config.skip_bad_images)
+    if context.is_main:
+        print(f"convzoo train: loading --data {config.data} for the {task.name} task ...", file=sys.stderr, flush=True)
+    data = task.load_data()
+    for note in data.notes:
+        if context.is_main:
+            print(f"convzoo train: {note}", file=sys.stderr)
+    info = json.loads(json.dumps(data.info))  # what config.json keeps, exactly as predict will read it
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = build_model(config, splits.num_classes, splits.input_size).to(device)
+    model = task.build_model(info, initialize=not config.resume).to(device)
     torch.manual_seed(config.seed + 1 + context.rank)  # augmentation and dropout differ between ranks
-    if config.channels_last and len(splits.input_size) == 3:
+    if config.channels_last and len(info.get("input_size", [0, 0, 0])) == 3:
         model = model.to(memory_format=torch.channels_last)
-    lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
-    optimizer = build_optimizer(config.optimizer, param_groups(model, config.weight_decay), lr, config.momentum,
-                                config.nesterov)
+    optimizer = build_optimizer(config.optimizer, param_groups(model, config.weight_decay), config.lr,
+                                config.momentum, config.nesterov)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     state = TrainState()
     if config.resume:
+        if read_run_file(run_dir).get("task") not in (None, task.name):
+            raise ValueError(f"--resume {run_dir}: the run is a {read_run_file(run_dir)['task']} run")
         saved = load_checkpoint(run_dir, "last", model, map_location=device)
         optimizer.load_state_dict(saved["optimizer"])
         if scaler is not None and saved["scaler"]:
@@ -147,64 +193,88 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
             torch.manual_seed(config.seed + 1 + context.rank + 7919 * state.step)
         truncate_metrics(run_dir / "metrics.jsonl", state.epoch)
     trained = torch.compile(model) if config.compile else model
-    trained = dist_utils.wrap_model(trained, context, device, config.sync_bn)
+    trained = dist_utils.wrap_model(trained, context, device, config.sync_bn,
+                                    find_unused_parameters=task.find_unused_parameters)
 
     per_rank = config.batch_size // context.world_size
-    sampler = dist_utils.ResumableSampler(splits.train, context, shuffle=True, seed=config.seed)
-    train_loader = make_loader(splits.train, per_rank, sampler, config.workers, train=True, seed=config.seed,
-                               pin_memory=device.type == "cuda")
+    sampler = dist_utils.ResumableSampler(data.train, context, shuffle=True, seed=config.seed)
+    train_loader = make_loader(data.train, per_rank, sampler, task.collate, config.workers, train=True,
+                               seed=config.seed, pin_memory=device.type == "cuda")
     steps_per_epoch = len(sampler) // per_rank
     if steps_per_epoch == 0:
-        raise ValueError(f"--batch-size {config.batch_size} exceeds the {len(splits.train)} training images")
-
-    def eval_loader(dataset):
-        shard = list(range(context.rank, len(dataset), context.world_size))
-        return make_loader(dataset, max(per_rank, 256), shard, config.workers, pin_memory=device.type == "cuda")
-
-    dev_loader, test_loader = eval_loader(splits.dev), eval_loader(splits.test)
-    lr_at = partial(learning_rate, total_steps=config.epochs * steps_per_epoch, base_lr=lr, schedule=config.schedule,
+        raise ValueError(f"--batch-size {config.batch_size} exceeds the {len(data.train)} training samples"
+                         + (f" of the {context.world_size} processes" if context.enabled else ""))
+    total_steps = config.epochs * steps_per_epoch
+    lr_at = partial(learning_rate, total_steps=total_steps, base_lr=config.lr, schedule=config.schedule,
                     warmup_steps=round(config.warmup * steps_per_epoch), milestones=config.milestones,
                     gamma=config.gamma)
+    agree = partial(dist_utils.agree_on_max, context=context, device=device) if context.enabled else None
+    budget = Budget(total_steps, config.max_minutes, config.clock, used=state.seconds, agree=agree)
     options = StepOptions(device, AMP_DTYPES.get(config.amp), config.channels_last, config.grad_clip,
-                          config.label_smoothing, config.aux_weight, sync_every=1 if device.type == "cpu" else 25)
+                          sync_every=1 if device.type == "cpu" else 25)
+    reducer = dist_utils.reducer_of(context)
+
+    def evaluate(dataset, split: str, out: Path | None = None) -> dict[str, float]:
+        with autocast(options):
+            metrics = task.evaluate(unwrap_model(trained), dataset, device, reducer, out, split, info)
+        return {f"{split}:{k}": v for k, v in metrics.items() if k != "count"}
+
     logger = RunLogger(run_dir, enabled=context.is_main)
     if context.is_main:
         if not config.resume:  # a new run in an old folder starts a new metrics file
             truncate_metrics(run_dir / "metrics.jsonl", 0)
-        (run_dir / "config.json").write_text(config.to_json() + "\n")
-        print(f"convzoo train: {config.model} on {config.data} ({len(splits.train)} train, {len(splits.dev)} dev, "
-              f"{len(splits.test)} test images) -> {run_dir}", file=sys.stderr)
-    show_progress = context.is_main and (config.progress if config.progress is not None else sys.stderr.isatty())
+        record = {"convzoo": __version__, "task": task.name,
+                  "config": {**config.to_dict(), "data": absolute_data(config.data), "resume": None}, "info": info}
+        (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+        sizes = ", ".join(f"{len(d)} {n}" for n, d in (("train", data.train), ("dev", data.dev), ("test", data.test))
+                          if d is not None)
+        print(f"convzoo train: {config.model} on {config.data} ({sizes}; batch {config.batch_size}, "
+              f"{steps_per_epoch} steps an epoch) -> {run_dir}", file=sys.stderr, flush=True)
+    show_bar = context.is_main and (config.progress if config.progress is not None else sys.stderr.isatty())
+    beat_every = HEARTBEAT_SECONDS if context.is_main and config.progress is None and not show_bar else 0.0
     metrics: dict[str, float] = {}
     started = time.perf_counter()
+    score = f"dev:{task.score}"
     try:
         with graceful_interrupt(state, enabled=not context.enabled):
-            while state.epoch < config.epochs:
+            while state.epoch < config.epochs and not state.out_of_time:
                 epoch_start = time.perf_counter()
                 sampler.set_epoch(state.epoch, skip=state.batch * per_rank)
                 train_loader.generator.manual_seed(config.seed * 10007 + state.epoch)
-                set_train_mode(trained, config.freeze_backbone)
-                with tqdm(total=steps_per_epoch, initial=state.batch, disable=not show_progress, leave=False,
-                          desc=f"Epoch {state.epoch + 1}/{config.epochs}", dynamic_ncols=True) as bar:
-                    sums = train_one_epoch(trained, train_loader, optimizer, state, lr_at, options, scaler, callbacks,
-                                           bar)
+                task.set_train_mode(trained)
+                label = f"Epoch {state.epoch + 1}/{config.epochs}"
+                with tqdm(total=steps_per_epoch, initial=state.batch, disable=not show_bar, leave=False,
+                          desc=label, dynamic_ncols=True) as bar:
+                    sums = train_one_epoch(task, trained, train_loader, optimizer, state, lr_at, options, budget,
+                                           scaler, callbacks, bar if show_bar else None,
+                                           _Heartbeat(beat_every, label, steps_per_epoch))
                 if state.stop_requested:
                     raise KeyboardInterrupt
-                metrics = summarize(dist_utils.reduce_sums(sums, context, device))
-                dev_sums, _ = evaluate(trained_eval(trained), dev_loader, options, splits.num_classes)
-                metrics.update(summarize(dist_utils.reduce_sums(dev_sums, context, device), "dev:"))
+                if state.out_of_time and state.batch == 0:
+                    break  # the budget ran out exactly at an epoch boundary: nothing new to evaluate
+                partial_epoch = state.out_of_time
+                metrics = epoch_metrics(task, dist_utils.reduce_sums(sums, context, device))
+                last = partial_epoch or state.epoch + 1 == config.epochs
+                if last or (state.epoch + 1) % config.eval_every == 0:
+                    metrics.update(evaluate(data.dev, "dev", run_dir if last and context.is_main else None))
                 seconds = time.perf_counter() - epoch_start
-                state.epoch, state.batch, state.sums = state.epoch + 1, 0, {}
-                improved = metrics["dev:accuracy"] > state.best
+                epoch_number = state.epoch + 1
+                if not partial_epoch:
+                    state.epoch, state.batch, state.sums = state.epoch + 1, 0, {}
+                improved = score in metrics and metrics[score] > state.best
                 if improved:
-                    state.best, state.best_epoch = metrics["dev:accuracy"], state.epoch
+                    state.best, state.best_epoch = metrics[score], epoch_number
                 if context.is_main:
-                    print(epoch_line(state.epoch, config.epochs, seconds, metrics), flush=True)
-                    logger.log_epoch(state.epoch, metrics, seconds, lr=lr_at(max(state.step - 1, 0)))
+                    line = epoch_line(epoch_number, config.epochs, seconds, task.headline(metrics))
+                    print(line + (" (stopped: --max-minutes used up)" if partial_epoch else ""), flush=True)
+                    logger.log_epoch(epoch_number, metrics, seconds, lr=optimizer.param_groups[0]["lr"],
+                                     step=state.step, minutes=round(state.seconds / 60, 3))
                     checkpoint = _checkpoint_state(optimizer, scaler, state)
                     save_checkpoint(run_dir, "last", trained, checkpoint)
                     if improved:
                         save_checkpoint(run_dir, "best", trained, checkpoint)
+                    if epoch_number == 1 or partial_epoch:
+                        _warn_budget(config, budget, state, total_steps)
     except KeyboardInterrupt:
         if context.is_main:
             save_checkpoint(run_dir, "last", trained, _checkpoint_state(optimizer, scaler, state))
@@ -220,37 +290,36 @@ def _fit(config: TrainConfig, context, device: torch.device, callbacks: list) ->
         kept = f"the last good checkpoint is {run_dir}/last (epoch {state.epoch})" if state.epoch else \
             "no checkpoint was written (it happened in the first epoch)"
         raise NonFiniteLossError(f"{error}: stopping; {kept}. Try a lower --lr or --grad-clip") from None
-    test_sums, matrix = evaluate(trained_eval(trained), test_loader, options, splits.num_classes)
-    test_sums = dist_utils.reduce_sums(test_sums, context, device)
-    metrics.update(summarize(test_sums, "test:"))
-    if context.enabled:
-        matrix = _reduce_matrix(matrix, device)
+    if data.test is not None:
+        metrics.update(evaluate(data.test, "test", run_dir if context.is_main else None))
     if context.is_main:
         _plot(run_dir)
-        plot_confusion_matrix(matrix, splits.class_names, run_dir / "confusion_test.png")
-        print(f"test: loss={metrics['test:loss']:.4f} accuracy={metrics['test:accuracy']:.4f} "
-              f"(best dev:accuracy={state.best:.4f} at epoch {state.best_epoch}; {run_dir})", file=sys.stderr)
+        shown = {k: v for k, v in metrics.items() if k.startswith("test:")} or \
+            {k: v for k, v in metrics.items() if k.startswith("dev:")}
+        best = f"best {score}={state.best:.4f} at epoch {state.best_epoch}" if state.best_epoch else "no dev score"
+        print(" ".join(f"{k}={v:.4f}" for k, v in task.headline(shown).items()) + f" ({best}; {run_dir})", flush=True)
     logger.close()
-    return {**metrics, "epochs": state.epoch, "seconds": time.perf_counter() - started, "run_dir": str(run_dir),
-            "bad_images": splits.bad_images}
+    return {**metrics, "epochs": state.epoch, "steps": state.step, "seconds": time.perf_counter() - started,
+            "run_dir": str(run_dir)}
+
+
+def _warn_budget(config: TrainConfig, budget: Budget, state: TrainState, total_steps: int) -> None:
+    """Say when the time budget, not the planned epochs, decides how long training runs."""
+    if not config.max_minutes or not state.step:
+        return
+    expected = int(state.step / max(budget.elapsed(), 1e-9) * budget.seconds)
+    if state.out_of_time:
+        print(f"convzoo train: --max-minutes {config.max_minutes:g} ({config.clock} clock) ended training after "
+              f"{state.step} of {total_steps} planned steps; the schedule ran on time, so it reached its end"
+              + ("; on a busy machine --clock cpu counts only this process's time" if config.clock == "wall"
+                 else ""), file=sys.stderr)
+    elif expected < total_steps:
+        print(f"convzoo train: at this pace --max-minutes {config.max_minutes:g} ({config.clock} clock) allows about "
+              f"{expected} of the {total_steps} planned steps; the learning-rate schedule follows the time, so it "
+              "still decays to its end", file=sys.stderr)
 
 
 def _plot(run_dir: Path) -> None:
     records = read_metrics(run_dir / "metrics.jsonl")
     if records:
         plot_curves(records, run_dir / "curves.png")
-
-
-def trained_eval(model: torch.nn.Module) -> torch.nn.Module:
-    """The module to evaluate: inside DistributedDataParallel (whose forward may broadcast buffers, a collective
-    that ranks with unequal shards would not match)."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
-def _reduce_matrix(matrix: torch.Tensor, device: torch.device) -> torch.Tensor:
-    import torch.distributed as dist
-
-    matrix = matrix.to(device)
-    dist.all_reduce(matrix)
-    return matrix.cpu()
-

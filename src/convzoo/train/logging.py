@@ -5,7 +5,8 @@
     print(epoch_line(3, 10, 12.4, metrics))            # Epoch 3/10 12.4s loss=0.2104 dev:accuracy=0.9450
     plot_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir / "curves.png")
 
-Model-agnostic: any ``{name: float}`` metrics; names with a ``dev:``/``test:`` prefix are that split's.
+Task-agnostic: any ``{name: float}`` metrics; names with a ``dev:``/``test:`` prefix are that split's
+(``dev:bbox:AP`` is the dev split's ``bbox:AP``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+SPLITS = ("dev", "test")
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``"dev:bbox:AP"`` -> ``("dev", "bbox:AP")``; a name without a split prefix is the training split's."""
+    split, sep, metric = name.partition(":")
+    return (split, metric) if sep and split in SPLITS else ("train", name)
 
 
 def epoch_line(epoch: int, epochs: int, seconds: float, metrics: dict[str, float]) -> str:
@@ -49,8 +58,8 @@ class RunLogger:
         if self.writer is not None:
             for name, value in {**metrics, **extra}.items():
                 if isinstance(value, (int, float)):
-                    split, _, metric = name.rpartition(":")
-                    self.writer.add_scalar(f"{metric}/{split or 'train'}", value, epoch)
+                    split, metric = split_name(name)
+                    self.writer.add_scalar(f"{metric}/{split}", value, epoch)
             self.writer.flush()
 
     def close(self) -> None:
@@ -81,8 +90,11 @@ def plot_curves(records: Sequence[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = sorted({name.rpartition(":")[2] for r in records for name in r
-                      if name not in ("epoch", "time", "lr") and isinstance(r[name], (int, float))})
+    skip = ("epoch", "time", "lr", "step", "minutes")
+    metrics = sorted({split_name(name)[1] for r in records for name in r
+                      if name not in skip and isinstance(r[name], (int, float))})
+    if len(metrics) > 8:  # many statistics (COCO's 12 per IoU type): the losses and the AP of each type
+        metrics = [m for m in metrics if m.startswith("loss") or m.rpartition(":")[2] in ("AP", "accuracy", "mAP")]
     fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5 * max(1, len(metrics)), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for split in ("", "dev:"):
