@@ -1,8 +1,8 @@
 """Engine overhead: the one training loop (data pipeline, train_one_epoch, the classification task) vs a bare loop.
 
-Both run in one process on the same model (a course-style CNN), MNIST images, same batch size and optimizer; the bare loop reads pre-normalized
-tensors through a plain DataLoader(TensorDataset). Trials alternate (bare, convzoo, bare, ...) to share the machine's
-load fairly; the median images/s of each is printed with the ratio (goal >= 0.95).
+Both run in one process on the same model (a course-style CNN), MNIST images, batch size and optimizer; the bare
+loop reads pre-normalized tensors through a plain DataLoader(TensorDataset). Trials alternate (bare, convzoo, bare,
+...) to share the machine's load fairly; the median images/s of each is printed with the ratio (goal >= 0.95).
 
     python benchmarks/bench_engine.py --data mnist:../shared/data/mnist --steps 60 --trials 3 --threads 1
 """

@@ -38,10 +38,6 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "
 sys.exit(code)
 """
 
-# Commands whose modules (cli/train.py, evaluate.py, predict.py, detect.py) are being rewritten onto the one
-# trainer; their help texts still use RST markup or leave defaults unsaid. Remove a name once its help passes.
-HELP_NOT_YET_CLEAN = {"train", "evaluate", "predict", "detect"}
-
 
 def run_convzoo(*args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     """``python -m convzoo ARGS...`` in a fresh interpreter on this checkout -> (result, torch modules imported)."""
@@ -139,9 +135,7 @@ def parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(name, marks=pytest.mark.xfail(reason="help being rewritten with its command", strict=False))
-    if name in HELP_NOT_YET_CLEAN else name for name in ["", *COMMANDS]])
+@pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_help_is_plain_text_with_defaults(parser, command):
     # "" is the top level alone; a command brings its subcommands (detect train, ...).
     chosen = [(path, subparser) for path, subparser in _parsers(parser, "convzoo")

@@ -32,7 +32,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="best (by the task's dev score) or last (default: best)")
     p.add_argument("--split", default="test", choices=("test", "dev", "train"), help="default: test")
-    p.add_argument("--data", help="evaluate on this data set instead of the run's (the same classes)")
+    p.add_argument("--data", help="evaluate on this data set instead of the run's, with the same classes "
+                   "(default: the run's)")
     p.add_argument("--out", metavar="DIR", help="also write the task's artifacts of the split here "
                    "(confusion_SPLIT.png, detections_SPLIT.json) (default: none)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")

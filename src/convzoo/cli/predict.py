@@ -37,7 +37,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draw-thresh", type=float, default=0.5,
                    help="detection: draw and count detections scoring at least this (default: 0.5)")
     p.add_argument("--annotations", metavar="COCO.json",
-                   help="detection: take each image's id from this COCO file, by file name")
+                   help="detection: take each image's id from this COCO file, by file name (default: the file stem "
+                   "when it is a number, else the position)")
 
 
 def run(args: argparse.Namespace) -> dict:

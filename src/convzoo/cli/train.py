@@ -50,7 +50,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
       "mnist1d:FILE; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR (default: " + data + ")")
     a("--image-size", type=int, help="classification: resize images to this side (default: the data set's, 224 for "
       "photos); detection shapes: the side of the generated images (default: 128)")
-    a("--pretrained", metavar="FILE", help="initial weights of the whole model: a convzoo, torchvision or timm file")
+    a("--pretrained", metavar="FILE", help="initial weights of the whole model: a convzoo, torchvision or "
+      "timm file (default: none)")
     a("--pretrained-source", choices=("auto", "convzoo", "torchvision", "timm"),
       help="naming of --pretrained and --backbone-weights files (default: auto)")
     run = p.add_argument_group("the run")
@@ -80,10 +81,10 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--deterministic", action="store_true", help="deterministic kernels only (bit-exact resume on the CPU)")
     a("--out", help="run folder (default: runs/<model>-<data>-<time>)")
     a("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint; only "
-      f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may change")
+      f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may change (default: a new run)")
     a("--channels-last", action="store_true", help="NHWC memory layout for 2D models")
     a("--compile", action="store_true", help="torch.compile the model")
-    a("--amp", choices=("bf16", "fp16"), help="mixed precision (CUDA only)")
+    a("--amp", choices=("bf16", "fp16"), help="mixed precision (CUDA only; default: fp32)")
     a("--device", help="cpu | cuda | cuda:N (default: cuda if available)")
     a("--workers", type=int, help="data-loading processes (default: 0, in the main process)")
     a("--threads", type=int, help="CPU threads of each process (default: 1 for digits, else PyTorch's)")
@@ -101,7 +102,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     detect = p.add_argument_group("detection")
     a = detect.add_argument
     a("--backbone", help="a registry classifier as the backbone, e.g. resnet18 (default: the model's)")
-    a("--backbone-weights", metavar="FILE", help="ImageNet weights of the backbone classifier, e.g. torchvision's")
+    a("--backbone-weights", metavar="FILE", help="ImageNet weights of the backbone classifier, e.g. "
+      "torchvision's (default: none)")
     a("--small", action="store_true", help="thin heads, few proposals, BatchNorm trained (CPU-sized)")
     a("--roi-method", choices=("align", "pool"), help="RoIAlign or RoIPool (default: align)")
     a("--trainable-layers", type=int, help="backbone stages trained, 0-5 (default: the model's)")
@@ -113,7 +115,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--train-size", type=int, help="training images: shapes generates N, coco/voc take the first N (default: 1000)")
     a("--val-size", type=int, help="dev images (coco/voc: the first N; 0: the training images) (default: 100)")
     a("--hflip", type=float, help="horizontal flip probability (default: 0.5)")
-    a("--proposals", metavar="JSON", help="Fast R-CNN: external proposals {image_id: [[x1, y1, x2, y2], ...]}")
+    a("--proposals", metavar="JSON", help="Fast R-CNN: external proposals "
+      "{image_id: [[x1, y1, x2, y2], ...]} (default: none)")
 
 
 def register(subparsers) -> None:
