@@ -1,21 +1,17 @@
-"""Whole training runs on the bundled digits with tiny models: what a run leaves, resume, interrupts, NaN, DDP."""
+"""Whole classification runs on the bundled digits with tiny models: what a run leaves, resume with more epochs,
+frozen BN, transfer learning. The guarantees shared by every task are in test_engine_tasks.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from convzoo.cli import build_parser
-from convzoo.train import NonFiniteLossError
-from convzoo.train.checkpoint import load_checkpoint
 from convzoo.train.config import TrainConfig
-from convzoo.train.fit import fit
 
 # Conv + BN + dropout: exercises BN statistics and the dropout RNG; about 2 s per epoch on digits.
 TINY = "spec:CB-8-3-1-same,M-2-2,F,D-0.2,H-32"
@@ -94,69 +90,11 @@ def test_resume_with_more_epochs_is_bit_exact(tmp_path):
     assert [json.loads(r)["dev:loss"] for r in full] == [json.loads(r)["dev:loss"] for r in split]
 
 
-def test_interrupt_saves_and_resume_mid_epoch_is_bit_exact(tmp_path):
-    # cosine schedule over 4 epochs, interrupted (KeyboardInterrupt) in the middle of epoch 2, resumed.
-    config = TrainConfig(model=TINY, batch_size=64, device="cpu", deterministic=True, seed=3, epochs=4, threads=1)
-    fit(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "full")}))
-
-    def interrupt(state, model):
-        if state.epoch == 1 and state.batch == 7:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "cut")}), callbacks=[interrupt])
-    saved = load_checkpoint(tmp_path / "cut", "last")
-    assert (saved["train_state"]["epoch"], saved["train_state"]["batch"]) == (1, 7)
-    train("--resume", str(tmp_path / "cut"))
-    assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
-
-
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    config = TrainConfig(model=TINY, batch_size=64, device="cpu", epochs=3, threads=1, out=str(tmp_path / "nan"))
-    good = {}
-
-    def poison(state, model):  # in epoch 2, make a weight NaN: the next loss is NaN
-        if state.epoch == 1 and state.batch == 2:
-            good.update(weights(tmp_path / "nan"))
-            next(model.parameters()).data.fill_(float("nan"))
-
-    with pytest.raises(NonFiniteLossError, match=r"last good checkpoint is .*last \(epoch 1\)"):
-        fit(config, callbacks=[poison])
-    assert_same_weights(weights(tmp_path / "nan"), good)
-    assert all(torch.isfinite(t).all() for t in good.values() if t.is_floating_point())
-
-
 def test_amp_and_sync_bn_refused_on_cpu(tmp_path):
     with pytest.raises(ValueError, match="--amp bf16 needs a CUDA device"):
         train(*tiny(tmp_path, "amp", "--epochs", "1", "--amp", "bf16"))
     with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
         train(*tiny(tmp_path, "syncbn", "--epochs", "1", "--sync-bn"))
-
-
-def test_resume_refuses_changed_options(tmp_path):
-    train(*tiny(tmp_path, "run", "--epochs", "1"))
-    with pytest.raises(ValueError, match="--lr cannot change when resuming"):
-        train("--resume", str(tmp_path / "run"), "--lr", "0.5")
-
-
-def test_ddp_two_cpu_processes_agree_with_one(tmp_path):
-    # No BN (PyTorch's SyncBatchNorm is CUDA-only) and no dropout: 2 processes x 32 = one process x 64.
-    model = "spec:C-8-3-1-same,M-2-2,F,H-32"
-    common = ["train", "--model", model, "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--seed", "5",
-              "--deterministic", "--no-progress", "--threads", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "convzoo", *common, "--out", str(tmp_path / "ddp")], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert ddp.stdout.count("Epoch 1/1") == 1  # rank 0 alone logs
-    single = train(*common[1:], "--out", str(tmp_path / "one"))
-    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "one")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
-    record = json.loads((tmp_path / "ddp" / "metrics.jsonl").read_text())
-    assert record["dev:loss"] == pytest.approx(single["dev:loss"], rel=1e-4)
-    assert record["loss"] == pytest.approx(single["loss"], rel=1e-4)
 
 
 def test_pretrained_torchvision_file_new_head_and_frozen_backbone(tmp_path):

@@ -273,7 +273,7 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
                     save_checkpoint(run_dir, "last", trained, checkpoint)
                     if improved:
                         save_checkpoint(run_dir, "best", trained, checkpoint)
-                    if epoch_number == 1 or partial_epoch:
+                    if epoch_number == 1 and not partial_epoch:
                         _warn_budget(config, budget, state, total_steps)
     except KeyboardInterrupt:
         if context.is_main:
@@ -290,6 +290,8 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
         kept = f"the last good checkpoint is {run_dir}/last (epoch {state.epoch})" if state.epoch else \
             "no checkpoint was written (it happened in the first epoch)"
         raise NonFiniteLossError(f"{error}: stopping; {kept}. Try a lower --lr or --grad-clip") from None
+    if state.out_of_time and context.is_main:
+        _warn_budget(config, budget, state, total_steps)
     if data.test is not None:
         metrics.update(evaluate(data.test, "test", run_dir if context.is_main else None))
     if context.is_main:
