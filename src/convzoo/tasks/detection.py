@@ -196,7 +196,7 @@ class DetectionTask(Task):
         out.mkdir(parents=True, exist_ok=True)
         names = info.get("class_names") or [str(i) for i in range(info["model_options"]["num_classes"])]
         ids = image_ids_of(paths, annotations)
-        images = [read_rgb(path) for path in paths]
+        images = [_read_image(path) for path in paths]
         samples = [(image, {"image_id": image_id}) for image, image_id in zip(images, ids)]
         detections, _ = self.detect(unwrap_model(model), samples, device, batch_size=1)
         for path, image, detection in zip(paths, images, detections):
@@ -221,6 +221,15 @@ class DetectionTask(Task):
         print(f"{len(results)} detections of {len(paths)} images (all scores >= the model's score threshold) -> "
               f"{out / 'detections.json'}")
         return {"images": len(paths), "detections": len(results), "out": str(out)}
+
+
+def _read_image(path: str) -> torch.Tensor:
+    try:
+        return read_rgb(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such image file {path}") from None
+    except (OSError, ValueError) as error:  # truncated, corrupt or not an image (PIL raises OSError subclasses)
+        raise ValueError(f"cannot decode image {path}: {error}") from None
 
 
 def image_ids_of(paths: Sequence[str], annotations: str | None = None) -> list[int]:
