@@ -53,8 +53,9 @@ def one_line(error: BaseException) -> str:
     else:
         text = str(error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not isinstance(error, (ValueError, KeyError, argparse.ArgumentTypeError)) and not (
-            isinstance(error, OSError) and error.filename is not None):
+    plain = (ValueError, KeyError, argparse.ArgumentTypeError, FileNotFoundError, IsADirectoryError,
+             NotADirectoryError, PermissionError)  # messages that say what failed without their type's name
+    if not isinstance(error, plain) and not (isinstance(error, OSError) and error.filename is not None):
         lines[:1] = [f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__]
     if not lines:
         return type(error).__name__

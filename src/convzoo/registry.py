@@ -102,8 +102,8 @@ def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:
 def _entry(name: str) -> _Entry:
     _load_builtin_models()
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, _MODELS, n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `convzoo models` lists them all"
+        close = difflib.get_close_matches(name, _MODELS, n=5, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; convzoo models lists them all"
         raise KeyError(f"unknown model {name!r}{hint}")
     return _MODELS[name]
 

@@ -76,6 +76,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path} holds objects other than tensors and plain containers; convzoo loads it only with "
                          f"torch.load(weights_only=True) and never unpickles arbitrary objects ({error})") from None
+    except (KeyError, EOFError, RuntimeError, IndexError, TypeError, AttributeError) as error:
+        # a truncated or foreign file: the unpickler's own message (a bare memo index) names nothing
+        raise ValueError(f"{path} is not a PyTorch checkpoint file (torch.load failed: "
+                         f"{type(error).__name__}: {error})") from None
     return unwrap_state_dict(obj, str(path))
 
 
