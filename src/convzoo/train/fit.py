@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -31,9 +31,10 @@ import torch
 from tqdm import tqdm
 
 from convzoo import __version__
+from convzoo.errors import is_user_error
 from convzoo.tasks.base import Task, unwrap_model
 from convzoo.train import distributed as dist_utils
-from convzoo.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from convzoo.train.checkpoint import load_checkpoint, recover, rng_state, save_checkpoint, set_rng_state
 from convzoo.train.config import TrainConfig, absolute_data, read_run_file
 from convzoo.train.engine import (
     Budget,
@@ -49,6 +50,7 @@ from convzoo.train.engine import (
 from convzoo.train.logging import RunLogger, epoch_line, plot_curves, read_metrics, truncate_metrics
 from convzoo.train.optim import build_optimizer, learning_rate, param_groups
 from convzoo.train.run import task_of
+from convzoo.train.runfolder import check_new_run, claim_run_folder
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 HEARTBEAT_SECONDS = 30.0
@@ -116,7 +118,8 @@ def fit(config: TrainConfig, callbacks: Iterable[Callable[[TrainState, torch.nn.
     if wanted:
         torch.set_num_threads(wanted)
     try:
-        return _fit(config, task, context, device, list(callbacks))
+        with ExitStack() as stack:
+            return _fit(config, task, context, device, list(callbacks), stack)
     finally:
         torch.set_num_threads(threads)
         dist_utils.shutdown_distributed()
@@ -160,9 +163,11 @@ def _validate(config: TrainConfig, context, device: torch.device) -> None:
                          f"{context.world_size} processes")
 
 
-def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbacks: list) -> dict:
+def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbacks: list, stack: ExitStack) -> dict:
     _validate(config, context, device)
     run_dir = Path(config.resume or config.out or dist_utils.broadcast_object(str(default_run_dir(config)), context))
+    if context.is_main:
+        check_new_run(run_dir, bool(config.resume))  # before the data is loaded: fail fast
     set_determinism(config.seed + context.rank, config.deterministic)
     if context.is_main:
         print(f"convzoo train: loading --data {config.data} for the {task.name} task ...", file=sys.stderr, flush=True)
@@ -219,6 +224,12 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
             metrics = task.evaluate(unwrap_model(trained), dataset, device, reducer, out, split, info)
         return {f"{split}:{k}": v for k, v in metrics.items() if k != "count"}
 
+    stack.enter_context(claim_run_folder(run_dir, bool(config.resume), enabled=context.is_main))
+    if context.is_main:
+        for name in ("last", "best"):
+            done = recover(run_dir, name)
+            if done:
+                print(f"convzoo train: {run_dir}/{name}: {done} an interrupted save", file=sys.stderr)
     logger = RunLogger(run_dir, enabled=context.is_main)
     if context.is_main:
         if not config.resume:  # a new run in an old folder starts a new metrics file
@@ -259,6 +270,7 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
                     metrics.update(evaluate(data.dev, "dev", run_dir if last and context.is_main else None))
                 seconds = time.perf_counter() - epoch_start
                 epoch_number = state.epoch + 1
+                _check_finite(model, metrics, score, epoch_number)  # only a finite model is saved as good
                 if not partial_epoch:
                     state.epoch, state.batch, state.sums = state.epoch + 1, 0, {}
                 improved = score in metrics and metrics[score] > state.best
@@ -290,6 +302,19 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
         kept = f"the last good checkpoint is {run_dir}/last (epoch {state.epoch})" if state.epoch else \
             "no checkpoint was written (it happened in the first epoch)"
         raise NonFiniteLossError(f"{error}: stopping; {kept}. Try a lower --lr or --grad-clip") from None
+    except Exception as error:  # a bad image or record found mid-epoch, a full disk: save what is done, then say it
+        if not is_user_error(error):
+            logger.close()
+            raise
+        if context.is_main:
+            try:
+                save_checkpoint(run_dir, "last", trained, _checkpoint_state(optimizer, scaler, state))
+                print(f"stopped at epoch {state.epoch + 1}, batch {state.batch}: saved {run_dir}/last; fix the cause "
+                      f"and continue with `convzoo train --resume {run_dir}`", file=sys.stderr)
+            except Exception:  # the disk that failed the run fails the save too: the previous checkpoint stays
+                pass
+        logger.close()
+        raise
     if state.out_of_time and context.is_main:
         _warn_budget(config, budget, state, total_steps)
     if data.test is not None:
@@ -303,6 +328,19 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
     logger.close()
     return {**metrics, "epochs": state.epoch, "steps": state.step, "seconds": time.perf_counter() - started,
             "run_dir": str(run_dir)}
+
+
+def _check_finite(model: torch.nn.Module, metrics: dict[str, float], score: str, epoch: int) -> None:
+    """Refuse to call a model good when its weights, its training losses or its dev score are not finite."""
+    import math
+
+    bad = [k for k, v in metrics.items() if (k.startswith("loss") or k == score or k.endswith(":loss"))
+           and not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLossError(f"after epoch {epoch} {', '.join(f'{k}={metrics[k]}' for k in bad)}")
+    for name, tensor in unwrap_model(model).state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise NonFiniteLossError(f"after epoch {epoch} the weights {name} are not finite")
 
 
 def _warn_budget(config: TrainConfig, budget: Budget, state: TrainState, total_steps: int) -> None:
