@@ -3,6 +3,10 @@
 Every classifier is ``forward_features`` (the backbone, input -> last feature map), ``forward_head`` (pooling,
 dropout, the linear classifier) and ``forward`` = head(features(check(x))). Each states ``feature_info``: the
 channels and stride of the output of every stage, which detection backbones read.
+
+A family's class takes its architecture before ``*`` (``ResNet(block, layers, *, ...)``: what the one-line builders
+fix from the family's table) and its options keyword-only with defaults; ``registry.builder_keywords`` reads the
+options from that signature, so ``create_model`` refuses any other keyword before building.
 """
 
 from __future__ import annotations
