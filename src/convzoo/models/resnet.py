@@ -38,6 +38,8 @@ class ResNet(Classifier):
     ``groups`` and ``base_width`` give ResNeXt (cardinality x width) and Wide ResNet-50-2 (base width 128).
     """
 
+    first_conv = "conv1"
+
     def __init__(self, block: type[nn.Module], layers: tuple[int, ...], *, num_classes: int = 1000,
                  in_chans: int = 3, ndim: int = 2, groups: int = 1, base_width: int = 64, variant: str = "v1.5",
                  zero_init_residual: bool = False, drop_rate: float = 0.0) -> None:

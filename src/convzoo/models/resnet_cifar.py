@@ -25,6 +25,8 @@ from convzoo.registry import register_model
 class CifarResNet(Classifier):
     """ResNet-(6n+2) or its plain counterpart for 32x32 inputs; stage outputs at strides 1, 2, 4."""
 
+    first_conv = "conv1"
+
     def __init__(self, depth: int, shortcut: bool = True, *, num_classes: int = 10, in_chans: int = 3,
                  ndim: int = 2) -> None:
         super().__init__()
@@ -85,6 +87,8 @@ class WideBasicBlock(nn.Module):
 
 class WideResNet(Classifier):
     """WRN-depth-k for 32x32 inputs; groups of (depth - 4) / 6 blocks at widths 16k, 32k, 64k."""
+
+    first_conv = "conv1"
 
     def __init__(self, depth: int, widen_factor: int, *, dropout: float = 0.0, num_classes: int = 10,
                  in_chans: int = 3, ndim: int = 2) -> None:

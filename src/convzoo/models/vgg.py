@@ -40,6 +40,7 @@ class VGG(Classifier):
     """A VGG configuration from ``VGG_TABLE``; input Tensor[N, in_chans, *spatial] (224x224 in the paper)."""
 
     classifier_name = "classifier.6"
+    first_conv = "features.0"
 
     def __init__(self, config: str, batch_norm_layers: bool = False, *, num_classes: int = 1000, in_chans: int = 3,
                  ndim: int = 2, dropout: float = 0.5) -> None:
