@@ -169,3 +169,54 @@ def test_v1_moves_the_stride_into_the_first_1x1():
     assert v1.layer2[0].conv1.stride == (2, 2) and v1.layer2[0].conv2.stride == (1, 1)
     with pytest.raises(ValueError, match="variant"):
         convzoo.create_model("resnet50", variant="v2")
+
+
+@pytest.mark.parametrize("name", convzoo.list_models())
+def test_every_model_refuses_a_keyword_it_does_not_take(name):
+    accepted = registry.model_keywords(name)
+    assert accepted and "num_classes" in accepted  # every built-in states its keywords
+    # refused before anything is built: no model of the registry is built by this test
+    with pytest.raises(ValueError, match=rf"^{name}\(\) got an unexpected keyword 'not_an_option'; it takes ") as info:
+        convzoo.create_model(name, not_an_option=1)
+    assert "\n" not in str(info.value) and ", ".join(accepted) in str(info.value)
+
+
+def test_keyword_errors_suggest_and_list():
+    with pytest.raises(ValueError, match=r"resnet18\(\) got an unexpected keyword 'in_channels' \(did you mean "
+                                         r"in_chans\?\); it takes num_classes, in_chans, ndim, groups"):
+        convzoo.create_model("resnet18", in_channels=1)
+    with pytest.raises(ValueError, match=r"got unexpected keywords 'in_chans', 'foo'; it takes backbone, "):
+        convzoo.create_model("faster_rcnn_r50_fpn", in_chans=1, foo=2)
+    # the architecture a builder fixes is not an option: VGG's batch norm, the plain nets' missing shortcuts
+    for name, fixed in (("vgg11", "batch_norm_layers"), ("plain20", "shortcut"), ("nasnet_a_mobile", "stem_filters")):
+        with pytest.raises(ValueError, match=f"unexpected keyword '{fixed}'"):
+            convzoo.create_model(name, **{fixed: 1})
+    assert registry.model_keywords("spec:CB-16-5-2-same,F,H-10") == ("spec", "num_classes", "in_chans",
+                                                                      "input_size", "ndim")
+
+
+def test_basic_blocks_refuse_resnext_options_like_torchvision():
+    message = "BasicBlock only supports groups=1 and base_width=64"
+    for kwargs in ({"groups": 32}, {"base_width": 128}, {"groups": 32, "base_width": 4}):
+        with pytest.raises(ValueError, match=message):
+            convzoo.create_model("resnet18", **kwargs)
+    with torch.device("meta"):
+        assert convzoo.create_model("resnet50", groups=32, base_width=4).layer1[0].conv2.groups == 32
+        assert convzoo.create_model("resnet18", variant="v1").layer2[0].conv1.stride == (2, 2)  # no 1x1 to move
+
+
+def test_a_user_builder_without_a_model_class_takes_any_keyword(monkeypatch):
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+
+    @register_model
+    def free_net(**kwargs) -> torch.nn.Module:  # nn.Module takes **kwargs: the keywords cannot be known
+        return torch.nn.Linear(kwargs["width"], 2)
+
+    @register_model
+    def strict_net(width: int = 3) -> torch.nn.Module:
+        return torch.nn.Linear(width, 2)
+
+    assert registry.model_keywords("free_net") is None
+    assert convzoo.create_model("free_net", width=4).in_features == 4
+    with pytest.raises(ValueError, match=r"strict_net\(\) got an unexpected keyword 'depth'; it takes width"):
+        convzoo.create_model("strict_net", depth=2)

@@ -23,8 +23,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 import operator
 import pkgutil
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -140,14 +142,62 @@ def _check_keywords(kwargs: dict[str, Any]) -> None:
         kwargs[key] = number
 
 
+def builder_keywords(builder: Callable[..., nn.Module]) -> tuple[str, ...] | None:
+    """The keywords ``builder`` takes, or None where they cannot be known.
+
+    They are the builder's own named parameters and, when it forwards ``**kwargs`` to the model class that its
+    return annotation names (``def resnet18(**kwargs) -> ResNet``), the keyword-only parameters of that class that
+    have a default: the options. The class's parameters before ``*`` and its keyword-only parameters without a
+    default are the architecture (``block``, ``layers``, ``depth``, ``cells_per_stage``), which the builder fixes.
+    None for a ``**kwargs`` builder whose return annotation is not such a class (e.g. a user's ``-> nn.Module``).
+    """
+    parameters = inspect.signature(builder).parameters.values()
+    own = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if all(p.kind is not p.VAR_KEYWORD for p in parameters):
+        return tuple(own)
+    try:
+        model_class = typing.get_type_hints(builder).get("return")
+    except (NameError, TypeError):  # an annotation naming something the builder's module does not define
+        return None
+    if not inspect.isclass(model_class):
+        return None
+    options = inspect.signature(model_class).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in options):
+        return None
+    settable = [p.name for p in options if p.kind is p.KEYWORD_ONLY and p.default is not p.empty]
+    return tuple(dict.fromkeys(own + settable))
+
+
+def model_keywords(name: str) -> tuple[str, ...] | None:
+    """The keywords ``create_model(name, ...)`` accepts (``builder_keywords``); None where they cannot be known."""
+    return builder_keywords(get_model_builder("spec" if name.startswith("spec:") else name))
+
+
+def _check_known(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse, before anything is built, the keywords that the model ``name`` does not take, in one line."""
+    accepted = model_keywords(name)
+    unknown = [key for key in kwargs if accepted is not None and key not in accepted]
+    if not unknown:
+        return
+    close = [match for key in unknown for match in difflib.get_close_matches(key, accepted, n=1, cutoff=0.7)]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    keywords = f"an unexpected keyword {unknown[0]!r}" if len(unknown) == 1 else (
+        "unexpected keywords " + ", ".join(map(repr, unknown)))
+    takes = ", ".join(accepted) if accepted else "no keywords"
+    raise ValueError(f"{name}() got {keywords}{hint}; it takes {takes}")
+
+
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name`` with ``kwargs`` (``num_classes``, ``in_chans``, ...).
 
     ``"spec:<string>"`` is shorthand for ``create_model("spec", spec="<string>")``. ``num_classes`` and
-    ``in_chans`` must be positive integers; ``pretrained=True`` is an error (convzoo reads weights from files).
+    ``in_chans`` must be positive integers; ``pretrained=True`` is an error (convzoo reads weights from files); a
+    keyword the model does not take (``model_keywords``) is a ValueError that names the model, the keyword and
+    the keywords it takes, raised before anything is built.
     """
     _check_keywords(kwargs)
     if name.startswith("spec:"):
         kwargs["spec"] = name[len("spec:"):]
         name = "spec"
+    _check_known(name, kwargs)
     return get_model_builder(name)(**kwargs)

@@ -3,6 +3,7 @@
 Counting convention (DESIGN.md): MACs are the multiply-accumulates of convolutions (also transposed) and linear
 layers for ONE input; FLOPs = 2 x MACs. Papers that say "FLOPs" for ResNet/ResNeXt mean multiply-adds (= MACs).
 Parameters are the ``nn.Parameter`` tensors (BN scale and shift included, running statistics excluded).
+Totals are printed in the unit that fits their size (k, M or G), so a small network does not read "0.000 GMACs".
 """
 
 from __future__ import annotations
@@ -32,10 +33,17 @@ class SummaryRow:
 
 @dataclass
 class Summary:
+    """The rows and totals. ``not_run``: the outermost modules with parameters that did not run for this input,
+    with their parameter counts (``aux_heads``: those of them that are the model's auxiliary classifiers, which run
+    only in training mode); their parameters are in ``total_params``, they have no MACs, and the printed table
+    marks their rows with ``*`` and explains them in a footnote."""
+
     rows: list[SummaryRow] = field(default_factory=list)
     total_params: int = 0
     total_macs: int = 0
     input_size: tuple[int, ...] = ()
+    not_run: dict[str, int] = field(default_factory=dict)
+    aux_heads: list[str] = field(default_factory=list)
 
     @property
     def total_flops(self) -> int:
@@ -45,18 +53,38 @@ class Summary:
         header = ("layer", "type", "patch/stride", "output size", "params", "ops (MACs)")
         lines = [header]
         for r in self.rows:
+            name = r.name + (" *" if any(r.name == n or r.name.startswith(n + ".") for n in self.not_run) else "")
             patch = "" if r.kernel is None else "x".join(map(str, r.kernel)) + "/" + "x".join(map(str, r.stride or ()))
             shape = "" if r.output_shape is None else "x".join(map(str, r.output_shape))
-            lines.append((r.name, r.kind, patch, shape, _human(r.params), _human(r.macs)))
+            lines.append((name, r.kind, patch, shape, _human(r.params), _human(r.macs)))
         widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
         text = ["  ".join(str(c).ljust(w) if i < 4 else str(c).rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
                 for line in lines]
         text.insert(1, "-" * len(text[0]))
         text.append("-" * len(text[0]))
         text.append(f"input {'x'.join(map(str, self.input_size))}: {self.total_params:,} parameters, "
-                    f"{self.total_macs / 1e9:.3f} GMACs (multiply-adds of conv and linear layers), "
-                    f"{self.total_flops / 1e9:.3f} GFLOPs (= 2 x MACs)")
-        return "\n".join(text)
+                    f"{scaled(self.total_macs, 'MACs')} (multiply-adds of conv and linear layers), "
+                    f"{scaled(self.total_flops, 'FLOPs')} (= 2 x MACs)")
+        return "\n".join(text + self._footnotes())
+
+    def _footnotes(self) -> list[str]:
+        notes = []
+        for names, why in ((self.aux_heads, "auxiliary classifiers, which run only in training mode (the summary "
+                                            "runs eval mode)"),
+                           ([n for n in self.not_run if n not in self.aux_heads], "did not run for this input")):
+            if names:
+                params = sum(self.not_run[n] for n in names)
+                notes.append(f"* {', '.join(names)}: {why}: 0 MACs; their {_human(params)} parameters are counted")
+        return notes
+
+
+def scaled(count: int, unit: str) -> str:
+    """``count`` with 3 decimals in the SI prefix that fits its size: 1_814_000_000 -> "1.814 GMACs", 52_000 -> "52.000
+    kMACs", 12 -> "12 MACs"."""
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3f} {prefix}{unit}"
+    return f"{count} {unit}"
 
 
 def _human(n: int) -> str:
@@ -110,7 +138,8 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: 
     ``input_size`` defaults to the model's ``default_input_size``. With ``depth=None`` each row is a leaf module;
     with ``depth=d`` rows are the modules ``d`` levels deep (e.g. ``depth=1``: the stages or inception modules),
     each with the parameters and MACs of everything inside it. Parameters of modules that did not run (e.g.
-    auxiliary heads in eval mode) are counted in ``total_params`` but have no MACs.
+    auxiliary heads in eval mode) are counted in ``total_params`` but have no MACs; ``not_run`` names them and
+    the printed table explains them in a footnote.
     """
     if input_size is None:
         input_size = tuple(model.default_input_size)
@@ -144,6 +173,10 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: 
 
     leaves = [n for n, m in named.items() if not any(True for _ in m.children())]  # [""]: a bare layer
     result = Summary(input_size=input_size)
+    idle = [n for n, m in named.items() if n not in outputs and any(True for _ in m.parameters())]
+    result.not_run = {n: count_params(named[n]) for n in idle  # the outermost ones only
+                      if not any(n.startswith(other + ".") for other in idle)}
+    result.aux_heads = [n for n in result.not_run if n in getattr(model, "aux_heads", ())]
     result.total_params = sum(p.numel() for p in model.parameters())
     result.total_macs = sum(leaf_macs.get(n, 0) for n in leaves)
     if depth is None:

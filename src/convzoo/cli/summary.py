@@ -2,17 +2,20 @@
 multiply-adds (MACs of convolutions and linear layers for one input; FLOPs = 2 x MACs).
 
 examples:
-  convzoo summary resnet50                                   at its default input size, 3x224x224
-  convzoo summary resnet50 --input-size 3,448,448 --depth 1  one row per stage
-  convzoo summary resnet18 --num-classes 10 --in-chans 1 --input-size 1,28,28
-  convzoo summary spec:CB-16-5-2-same,M-3-2,F,H-100          the course's architecture strings
+  convzoo summary resnet50                                    at its default input size, 3x224x224
+  convzoo summary resnet50 --input-size 3,448,448 --depth 1   one row per stage
+  convzoo summary resnet18 --num-classes 10 --input-size 1,28,28
+                                                              1 input channel (the model gets in_chans=1)
+  convzoo summary resnet18 --input-size 3,1000                a 1D ResNet-18 (ndim follows the size)
+  convzoo summary spec:CB-16-5-2-same,M-3-2,F,H-100 --input-size 1,28,28
+                                                              the course's architecture strings
 """
 
 from __future__ import annotations
 
 import argparse
 
-from convzoo.registry import create_model
+from convzoo.registry import create_model, model_keywords
 from convzoo.summary import summary
 
 
@@ -52,10 +55,26 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
+def _model_kwargs(args: argparse.Namespace) -> dict:
+    """The builder's keywords: the options given, and what ``--input-size`` implies for a model that takes it (the
+    input channels unless ``--in-chans`` says otherwise, the spatial axes, a spec model's fixed spatial size)."""
     kwargs = {key: value for key, value in (("num_classes", args.num_classes), ("in_chans", args.in_chans))
               if value is not None}
-    model = create_model(args.model, **kwargs)
+    takes = model_keywords(args.model) or ()
+    if args.input_size is not None:
+        channels, *spatial = args.input_size
+        if "in_chans" in takes and kwargs.setdefault("in_chans", channels) != channels:
+            raise ValueError(f"--in-chans {args.in_chans} disagrees with --input-size "
+                             f"{','.join(map(str, args.input_size))} ({channels} channels)")
+        if "input_size" in takes:  # a spec model flattens a fixed spatial size
+            kwargs["input_size"] = tuple(spatial)
+        elif "ndim" in takes and len(spatial) != 2:
+            kwargs["ndim"] = len(spatial)
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    model = create_model(args.model, **_model_kwargs(args))
     table = summary(model, args.input_size, depth=args.depth)
     print(f"{args.model}")
     print(table)

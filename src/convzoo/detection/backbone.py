@@ -7,6 +7,8 @@ model that states its feature maps can serve (VGG-16's conv5_3 at stride 16, Res
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -14,6 +16,7 @@ from convzoo.detection.fpn import FeaturePyramid
 from convzoo.layers import freeze_bn
 from convzoo.models.base import Classifier
 from convzoo.registry import create_model
+from convzoo.weights.load import load_weights
 
 
 class _StopForward(Exception):
@@ -47,12 +50,20 @@ def stage_features(body: Classifier, stages: list[str], x: torch.Tensor) -> list
 
 
 def build_classifier(name: str, frozen_bn: bool, state_dict: dict | None) -> Classifier:
-    """The registry classifier ``name``, optionally with ImageNet ``state_dict`` loaded and BatchNorm frozen."""
+    """The registry classifier ``name`` (3 input channels), optionally with ``state_dict`` loaded and BatchNorm frozen.
+
+    ``state_dict`` is a classifier's, in convzoo's names, and must fit ``name`` (a ``WeightsMismatchError`` lists
+    what does not), except for its classifier (any number of classes: it is dropped) and a first convolution for
+    another number of input channels (a classifier trained on 1-channel images), which is adapted to RGB
+    (``convzoo.weights.adapt``: repeated, divided by 3) with a warning.
+    """
     body = create_model(name)
     if not hasattr(body, "feature_info"):
         raise ValueError(f"backbone {name!r} states no feature_info, so its feature maps cannot be found")
     if state_dict is not None:
-        body.load_state_dict(state_dict)
+        report = load_weights(body, state_dict, ignore_mismatched_head=True)  # the head is dropped below
+        for key in report.adapted:
+            warnings.warn(f"backbone {name!r}: {next(n for n in report.notes if n.startswith(key))}", stacklevel=3)
     # the classifier head (ResNet's fc, VGG's fully connected layers) is not part of a detection backbone
     setattr(body, body.classifier_name.split(".")[0], nn.Identity())
     if frozen_bn:

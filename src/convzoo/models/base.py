@@ -3,6 +3,10 @@
 Every classifier is ``forward_features`` (the backbone, input -> last feature map), ``forward_head`` (pooling,
 dropout, the linear classifier) and ``forward`` = head(features(check(x))). Each states ``feature_info``: the
 channels and stride of the output of every stage, which detection backbones read.
+
+A family's class takes its architecture before ``*`` (``ResNet(block, layers, *, ...)``: what the one-line builders
+fix from the family's table) and its options keyword-only with defaults; ``registry.builder_keywords`` reads the
+options from that signature, so ``create_model`` refuses any other keyword before building.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ class Classifier(nn.Module, metaclass=ABCMeta):
     """Base of every convzoo classifier: input checking, the head interface and the feature description.
 
     Subclasses set ``ndim``, ``in_chans``, ``num_classes``, ``num_features`` (channels into the classifier),
-    ``default_input_size`` ((C, *spatial)) and ``feature_info`` and implement ``forward_features`` and
-    ``forward_head``; the classifier layer must be reachable through ``get_classifier``.
+    ``default_input_size`` ((C, *spatial)), ``feature_info`` and ``first_conv`` (the attribute path of the
+    convolution that takes the input, whose weight ``load_weights`` adapts to ``in_chans``), ``aux_heads`` where
+    they have auxiliary classifiers (attribute paths; they run only in training mode) and implement
+    ``forward_features`` and ``forward_head``; the classifier layer must be reachable through ``get_classifier``.
     """
 
     ndim: int = 2
@@ -38,6 +44,8 @@ class Classifier(nn.Module, metaclass=ABCMeta):
     default_input_size: tuple[int, ...] = (3, 224, 224)
     feature_info: list[FeatureInfo]
     classifier_name: str = "fc"
+    first_conv: str | None = None
+    aux_heads: tuple[str, ...] = ()
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError naming the expected and the received shape when ``x`` does not fit the model."""

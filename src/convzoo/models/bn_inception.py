@@ -95,6 +95,7 @@ class BNInception(Classifier):
         self.ndim, self.in_chans, self.num_classes, self.num_features = ndim, in_chans, num_classes, 1024
         self.default_input_size = (in_chans,) + (224,) * ndim
         self.conv1 = SeparableStem(ndim, in_chans, 64) if separable_stem else ConvBNReLU(ndim, in_chans, 64, 7, 2)
+        self.first_conv = "conv1.depthwise" if separable_stem else "conv1.conv"  # a depthwise one cannot be adapted
         self.maxpool1 = max_pool(ndim, 3, 2, padding="same")
         self.conv2_reduce = ConvBNReLU(ndim, 64, 64, 1)
         self.conv2 = ConvBNReLU(ndim, 64, 192, 3)

@@ -109,6 +109,9 @@ class GoogLeNet(Classifier):
     ``AuxOutput(logits, (aux1, aux2), (0.3, 0.3))``.
     """
 
+    first_conv = "conv1.conv"
+    aux_heads = ("aux1", "aux2")
+
     def __init__(self, *, num_classes: int = 1000, in_chans: int = 3, ndim: int = 2, aux_logits: bool = True,
                  dropout: float = 0.4, aux_dropout: float = 0.7) -> None:
         super().__init__()

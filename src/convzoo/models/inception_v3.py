@@ -187,6 +187,9 @@ class InceptionV3(Classifier):
     ``AuxOutput(logits, (aux,), (0.4,))``.
     """
 
+    first_conv = "Conv2d_1a_3x3.conv"
+    aux_heads = ("AuxLogits",)
+
     def __init__(self, *, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  dropout: float = 0.5, transform_input: bool = False) -> None:
         super().__init__()

@@ -170,6 +170,7 @@ class NASNetA(Classifier):
     """NASNet-A (N @ P) for ImageNet; input Tensor[N, in_chans, H, W] (224 mobile, 331 large; at least 32x32)."""
 
     classifier_name = "last_linear"
+    first_conv = "conv0.conv"
 
     def __init__(self, *, cells_per_stage: int, penultimate_filters: int, stem_filters: int,
                  skip_reduction_layer_input: bool, input_size: int, num_classes: int = 1000, in_chans: int = 3,

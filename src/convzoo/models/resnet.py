@@ -38,6 +38,8 @@ class ResNet(Classifier):
     ``groups`` and ``base_width`` give ResNeXt (cardinality x width) and Wide ResNet-50-2 (base width 128).
     """
 
+    first_conv = "conv1"
+
     def __init__(self, block: type[nn.Module], layers: tuple[int, ...], *, num_classes: int = 1000,
                  in_chans: int = 3, ndim: int = 2, groups: int = 1, base_width: int = 64, variant: str = "v1.5",
                  zero_init_residual: bool = False, drop_rate: float = 0.0) -> None:
@@ -47,7 +49,9 @@ class ResNet(Classifier):
         self.ndim, self.in_chans, self.num_classes = ndim, in_chans, num_classes
         self.default_input_size = (in_chans, *_DEFAULT_SPATIAL[ndim])
         self.variant = variant
-        block_args = {"groups": groups, "base_width": base_width, "stride_in_1x1": variant == "v1"}
+        block_args: dict[str, object] = {"groups": groups, "base_width": base_width}
+        if block is Bottleneck:  # a basic block has no 1x1 convolution: the v1 and v1.5 layouts are the same
+            block_args["stride_in_1x1"] = variant == "v1"
         self.conv1 = conv(ndim, in_chans, 64, 7, 2, padding=3, bias=False)
         self.bn1 = batch_norm(ndim, 64)
         self.relu = nn.ReLU(inplace=True)

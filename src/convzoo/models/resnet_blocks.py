@@ -33,13 +33,23 @@ class ZeroPadShortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions (ResNet-18/34, CIFAR ResNets); ``shortcut=None`` gives the plain net's block."""
+    """Two 3x3 convolutions (ResNet-18/34, CIFAR ResNets); ``shortcut=False`` gives the plain net's block.
+
+    ``groups`` and ``base_width`` exist so that one ``ResNet`` passes the same options to either block; the basic
+    block has no bottleneck to widen or split (ResNeXt, Xie et al. 2016, Sec. 3.3, groups only the bottleneck's
+    3x3), so anything but groups=1 and base_width=64 is a ValueError (as torchvision's), never silently ignored.
+    """
 
     expansion = 1
 
     def __init__(self, ndim: int, in_channels: int, planes: int, stride: int = 1, *,
-                 downsample: nn.Module | None = None, shortcut: bool = True, **_: object) -> None:
+                 downsample: nn.Module | None = None, shortcut: bool = True, groups: int = 1,
+                 base_width: int = 64) -> None:
         super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ValueError(f"BasicBlock only supports groups=1 and base_width=64, got groups={groups} and "
+                             f"base_width={base_width} (ResNeXt and Wide ResNet widths need Bottleneck blocks: "
+                             f"resnet50 and deeper)")
         self.conv1 = conv(ndim, in_channels, planes, 3, stride, padding=1, bias=False)
         self.bn1 = batch_norm(ndim, planes)
         self.relu = nn.ReLU(inplace=True)
@@ -67,7 +77,7 @@ class Bottleneck(nn.Module):
 
     def __init__(self, ndim: int, in_channels: int, planes: int, stride: int = 1, *,
                  downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64,
-                 stride_in_1x1: bool = False, **_: object) -> None:
+                 stride_in_1x1: bool = False) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups  # ResNeXt: cardinality x bottleneck width
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)

@@ -25,7 +25,9 @@ from convzoo.registry import register_model
 class CifarResNet(Classifier):
     """ResNet-(6n+2) or its plain counterpart for 32x32 inputs; stage outputs at strides 1, 2, 4."""
 
-    def __init__(self, depth: int, *, shortcut: bool = True, num_classes: int = 10, in_chans: int = 3,
+    first_conv = "conv1"
+
+    def __init__(self, depth: int, shortcut: bool = True, *, num_classes: int = 10, in_chans: int = 3,
                  ndim: int = 2) -> None:
         super().__init__()
         if (depth - 2) % 6:
@@ -86,6 +88,8 @@ class WideBasicBlock(nn.Module):
 class WideResNet(Classifier):
     """WRN-depth-k for 32x32 inputs; groups of (depth - 4) / 6 blocks at widths 16k, 32k, 64k."""
 
+    first_conv = "conv1"
+
     def __init__(self, depth: int, widen_factor: int, *, dropout: float = 0.0, num_classes: int = 10,
                  in_chans: int = 3, ndim: int = 2) -> None:
         super().__init__()
@@ -123,7 +127,7 @@ def _register_cifar(depth: int, shortcut: bool) -> None:
     name = f"{'resnet' if shortcut else 'plain'}{depth}"
 
     def builder(**kwargs) -> CifarResNet:
-        return CifarResNet(depth, shortcut=shortcut, **kwargs)
+        return CifarResNet(depth, shortcut, **kwargs)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = (f"CIFAR {'ResNet' if shortcut else 'plain net'}-{depth} (He et al. 2015, Section 4.2): "

@@ -237,6 +237,9 @@ class SpecNet(Classifier):
         layers = parse_spec(spec)
         split = next(i for i, layer in enumerate(layers) if layer.kind == "F")
         self.features, shape, self.feature_info = self._build_features(layers[:split], in_chans, input_size)
+        # the first convolution in module order is the one nearest the input (None for a net without one)
+        self.first_conv = next((f"features.{name}" for name, m in self.features.named_modules()
+                                if isinstance(m, nn.modules.conv._ConvNd)), None)
         self.head, self.num_features = self._build_head(layers[split:], shape)
         self.fc = nn.Linear(self.num_features, num_classes)
 

@@ -40,9 +40,10 @@ class VGG(Classifier):
     """A VGG configuration from ``VGG_TABLE``; input Tensor[N, in_chans, *spatial] (224x224 in the paper)."""
 
     classifier_name = "classifier.6"
+    first_conv = "features.0"
 
-    def __init__(self, config: str, *, num_classes: int = 1000, in_chans: int = 3, ndim: int = 2,
-                 batch_norm_layers: bool = False, dropout: float = 0.5) -> None:
+    def __init__(self, config: str, batch_norm_layers: bool = False, *, num_classes: int = 1000, in_chans: int = 3,
+                 ndim: int = 2, dropout: float = 0.5) -> None:
         super().__init__()
         self.ndim, self.in_chans, self.num_classes, self.num_features = ndim, in_chans, num_classes, 512
         self.default_input_size = (in_chans,) + (224,) * ndim
@@ -94,7 +95,7 @@ class VGG(Classifier):
 
 
 def _vgg(config: str, bn: bool, kwargs: dict) -> VGG:
-    return VGG(config, batch_norm_layers=bn, **kwargs)
+    return VGG(config, bn, **kwargs)
 
 
 @register_model

@@ -3,7 +3,9 @@
 The file's keys are renamed to the model's (``mapping.py``), then compared with the model's state dict: every
 missing key, unexpected key and shape mismatch is listed in one error. ``ignore_mismatched_head=True`` accepts a
 classifier of another size (fine-tuning to ``num_classes`` classes): its keys keep the model's fresh initialization
-and the report names them.
+and the report names them. A first convolution for another number of input channels (an RGB checkpoint for a
+1-channel model) is adapted before the comparison (``adapt.py``: summed for one channel, repeated and rescaled for
+more) and the report says so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from convzoo.weights.adapt import adapt_first_conv
 from convzoo.weights.files import read_state_dict, unwrap_state_dict
 from convzoo.weights.mapping import INCOMPATIBLE, map_names
 
@@ -29,12 +32,15 @@ class WeightsMismatchError(ValueError):
 class LoadReport:
     """What ``load_weights`` did. Keys are the model's names.
 
-    ``loaded``: filled from the file. ``reinitialized``: classifier keys left at the model's own initialization
-    (``ignore_mismatched_head``). ``skipped``: file keys dropped by design (heads this model disables, BatchNorm
-    batch counters). ``missing``/``unexpected``/``mismatched``: problems tolerated because ``strict=False``.
+    ``loaded``: filled from the file; ``adapted``: the loaded keys whose tensor was adapted to the model's input
+    channels (the first convolution, one note each). ``reinitialized``: classifier keys left at the model's own
+    initialization (``ignore_mismatched_head``). ``skipped``: file keys dropped by design (heads this model
+    disables, BatchNorm batch counters). ``missing``/``unexpected``/``mismatched``: problems tolerated because
+    ``strict=False``.
     """
 
     loaded: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -44,7 +50,7 @@ class LoadReport:
 
     def __str__(self) -> str:
         parts = [f"loaded {len(self.loaded)} tensors"]
-        for name in ("reinitialized", "skipped", "missing", "unexpected", "mismatched"):
+        for name in ("adapted", "reinitialized", "skipped", "missing", "unexpected", "mismatched"):
             keys = getattr(self, name)
             if keys:
                 parts.append(f"{name} {len(keys)} ({_listing(keys, 4)})")
@@ -105,13 +111,15 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | Mapping[str, tor
     ``strict=True`` raises :class:`WeightsMismatchError` listing every missing, unexpected or differently shaped
     key; ``strict=False`` loads what fits and reports the rest. ``ignore_mismatched_head=True`` keeps the model's
     classifier (and auxiliary classifiers) when their shape or presence differs, e.g. for another ``num_classes``.
+    The weight of the model's ``first_conv`` is adapted when only its input channels differ from the file's
+    (``in_chans=1`` with an RGB checkpoint); ``report.adapted`` and a note name it.
     """
     where = str(weights) if isinstance(weights, (str, os.PathLike)) else "the state dict"
     state = read_state_dict(weights) if isinstance(weights, (str, os.PathLike)) else unwrap_state_dict(weights)
-    state = map_names(state, model, source)
+    state, adapted, adapt_notes = adapt_first_conv(model, map_names(state, model, source))
     target = model.state_dict()
     heads = head_keys(model) if ignore_mismatched_head else set()
-    report = LoadReport(notes=_notes(model, source))
+    report = LoadReport(adapted=adapted, notes=adapt_notes + _notes(model, source))
 
     for key in state:
         if key not in target and (key.endswith("num_batches_tracked") or _disabled(model, key)):
@@ -149,6 +157,7 @@ def _mismatch_message(model: nn.Module, where: str, source: str, state: Mapping[
         shapes = [f"{k} {list(state[k].shape)} in the file vs {list(target[k].shape)} in the model"
                   for k in report.mismatched]
         lines.append(f"  shape mismatches: {_listing(shapes)}")
+    lines += [f"  note: {note}" for note in report.notes]
     problems = set(report.missing) | set(report.unexpected) | set(report.mismatched)
     if (source, name) in INCOMPATIBLE:
         lines.append(f"  {INCOMPATIBLE[(source, name)]}")
