@@ -19,7 +19,11 @@ TASK_OF_KIND = {"classifier": "classification", "detector": "detection"}
 
 def model_task(model: str) -> str:
     """The task that trains the registered ``model`` (``spec:`` strings are classifiers)."""
-    return TASK_OF_KIND[model_kind(model)]
+    kind = model_kind(model)
+    if kind not in TASK_OF_KIND:
+        raise ValueError(f"--model {model} is a {kind}; no task trains {kind}s yet (tasks: "
+                         f"{', '.join(f'{t} for {k}s' for k, t in TASK_OF_KIND.items())})")
+    return TASK_OF_KIND[kind]
 
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,

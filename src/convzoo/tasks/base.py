@@ -3,12 +3,12 @@
 A task knows its data, its model and its losses; the engine owns the loop and every guarantee around it (resume,
 checkpoints, Ctrl-C, non-finite losses, AMP, compile, DDP, the time budget, logs). The contract:
 
-    task = ClassificationTask(model="resnet20", data="cifar10:DIR", options=ClassificationOptions(), seed=42)
+    task = ClassificationTask(model="resnet20", data="cifar10:DIR", options=ClassificationOptions())
     data = task.load_data()                      # TaskData: train/dev/test data sets + the run's JSON-able info
     model = task.build_model(data.info)          # an nn.Module on the CPU, initialized (pretrained weights, ...)
     batch = task.to_device(task.collate(samples), device)
     losses, tallies = task.train_step(model, batch)   # {name: scalar loss}, {name: sum over the batch}; "count"
-    metrics = task.evaluate(model, data.dev, device, reducer)   # {"accuracy": ...} or {"bbox:AP": ...}
+    metrics = task.evaluate(model, data.dev, device, reducer, info=data.info)   # {"accuracy": ...}, {"bbox:AP": ...}
 
 ``info`` is everything ``predict`` and ``evaluate`` need besides the weights (class names, the input contract,
 normalization, the model's build options); the engine writes it into ``config.json``, so a run folder is
@@ -119,9 +119,10 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(self, model: nn.Module, dataset: Dataset, device: torch.device, reducer: Reducer = ONE_PROCESS,
-                 out: Path | None = None, split: str = "test") -> dict[str, float]:
-        """Metrics of ``model`` on this process's shard of ``dataset``, reduced; with ``out``, also the task's
-        artifacts of the split (a confusion matrix, ...) written into that folder by rank 0."""
+                 out: Path | None = None, split: str = "test", info: dict | None = None) -> dict[str, float]:
+        """Metrics of ``model`` on this process's shard of ``dataset``, reduced over processes, with ``count``
+        (the samples); ``info`` is the run's (class names, ...); with ``out``, also the task's artifacts of the
+        split (a confusion matrix, ...) written into that folder by rank 0."""
 
     @abstractmethod
     def predict_files(self, model: nn.Module, info: dict, paths: Sequence[str], device: torch.device,

@@ -105,13 +105,15 @@ class DetectionTask(Task):
         backbone = None
         if initialize and self.options.backbone_weights:
             name = options.get("backbone") or default_backbone(options["name"])
-            source = "auto" if self.pretrained_source == "auto" else self.pretrained_source
-            backbone = backbone_state(name, self.options.backbone_weights, "convzoo" if source == "auto" else source)
+            backbone = _first_source(self.pretrained_source, lambda source: backbone_state(
+                name, self.options.backbone_weights, source))
         model = build_detector(options, backbone)
         if initialize and self.pretrained:  # layers that follow the label set stay fresh when their shapes differ
-            source = "convzoo" if self.pretrained_source == "auto" else self.pretrained_source
-            report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
-            print(f"--pretrained {self.pretrained} ({source}): {report}", file=sys.stderr)
+            def load(source):
+                report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
+                print(f"--pretrained {self.pretrained} ({source}): {report}", file=sys.stderr)
+
+            _first_source(self.pretrained_source, load)
         return model
 
     # steps ------------------------------------------------------------------------------------------------------
@@ -221,6 +223,20 @@ class DetectionTask(Task):
         print(f"{len(results)} detections of {len(paths)} images (all scores >= the model's score threshold) -> "
               f"{out / 'detections.json'}")
         return {"images": len(paths), "detections": len(results), "out": str(out)}
+
+
+def _first_source(source: str, load):
+    """``load(source)``; with "auto", convzoo's names, then torchvision's, then timm's, reporting the first
+    mismatch if none fits (as classification's ``load_pretrained``)."""
+    from convzoo.weights import SOURCES, WeightsMismatchError
+
+    first_error = None
+    for candidate in SOURCES if source == "auto" else (source,):
+        try:
+            return load(candidate)
+        except WeightsMismatchError as error:
+            first_error = first_error or error
+    raise first_error
 
 
 def _read_image(path: str) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The options of one training run as a dataclass: the command line fills it, ``config.json`` records it.
 
     config = TrainConfig(model="mask_rcnn_r50_fpn", data="shapes", detection=DetectionOptions(small=True))
-    config = config.resolved(task)        # None fields get the task's defaults (batch 4, sgd, ... for detection)
+    config = config.resolved(task.defaults)   # None fields get the task's defaults (batch 4, sgd, ... for detection)
 
 The engine's options are flat fields; what only one task reads is a nested dataclass (``classification``,
 ``detection``), validated where it enters. ``None`` means "the task's default" (:attr:`Task.defaults`, then
@@ -109,9 +109,9 @@ class TrainConfig:
         values = {name: defaults.get(name, ENGINE_DEFAULTS[name]) for name in ENGINE_DEFAULTS
                   if getattr(self, name) is None}
         config = dataclasses.replace(self, **values)
-        if config.lr is None:
-            config.lr = defaults.get("lr") if "lr" in defaults and self.optimizer is None else \
-                LR_DEFAULTS[config.optimizer]
+        if config.lr is None:  # the task's learning rate belongs to the task's optimizer
+            same = config.optimizer == defaults.get("optimizer", ENGINE_DEFAULTS["optimizer"])
+            config.lr = defaults["lr"] if "lr" in defaults and same else LR_DEFAULTS[config.optimizer]
         return config
 
     def to_dict(self) -> dict:

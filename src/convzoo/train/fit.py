@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -315,6 +316,11 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
                 pass
         logger.close()
         raise
+    if state.step and score not in metrics:  # stopped on time at an epoch boundary between dev evaluations
+        metrics.update(evaluate(data.dev, "dev", run_dir if context.is_main else None))
+        if context.is_main and math.isfinite(metrics[score]) and metrics[score] > state.best:
+            state.best, state.best_epoch = metrics[score], state.epoch
+            save_checkpoint(run_dir, "best", trained, _checkpoint_state(optimizer, scaler, state))
     if state.out_of_time and context.is_main:
         _warn_budget(config, budget, state, total_steps)
     if data.test is not None:
@@ -332,8 +338,6 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
 
 def _check_finite(model: torch.nn.Module, metrics: dict[str, float], score: str, epoch: int) -> None:
     """Refuse to call a model good when its weights, its training losses or its dev score are not finite."""
-    import math
-
     bad = [k for k, v in metrics.items() if (k.startswith("loss") or k == score or k.endswith(":loss"))
            and not math.isfinite(v)]
     if bad:
