@@ -105,7 +105,7 @@ def fast_rcnn_loss(class_logits: torch.Tensor, box_deltas: torch.Tensor, labels:
     ``labels`` Tensor[R], ``regression_targets`` Tensor[R, 4]."""
     classification = F.cross_entropy(class_logits, labels)
     positive = torch.nonzero(labels > 0).squeeze(1)
-    deltas = box_deltas.reshape(len(box_deltas), -1, 4)[positive, labels[positive]]  # [R_pos, 4]
+    deltas = box_deltas.reshape(len(box_deltas), class_logits.shape[-1], 4)[positive, labels[positive]]  # [R_pos, 4]
     box_loss = smooth_l1(deltas, regression_targets[positive], beta=beta, reduction="sum") / max(1, labels.numel())
     return {"loss_classifier": classification, "loss_box_reg": box_loss}
 
@@ -115,7 +115,9 @@ def detect_boxes(class_logits: torch.Tensor, box_deltas: torch.Tensor, proposals
     """Sec. 2.4 inference: per-class boxes and softmax scores -> per image ``boxes`` Tensor[D, 4] (xyxy),
     ``scores`` Tensor[D], ``labels`` Tensor[D] (>= 1), best first, after per-class NMS."""
     num_classes = class_logits.shape[-1]
-    boxes = decode_boxes(box_deltas, torch.cat(proposals), config.box_weights).reshape(len(box_deltas), -1, 4)
+    # num_classes, not -1: with no proposals at all (an empty image, a diverged RPN) -1 would be ambiguous
+    boxes = decode_boxes(box_deltas, torch.cat(proposals), config.box_weights).reshape(len(box_deltas),
+                                                                                       num_classes, 4)
     scores = F.softmax(class_logits, -1)
     detections = []
     for image_boxes, image_scores, size in zip(boxes.split([len(p) for p in proposals]),
