@@ -130,7 +130,7 @@ def uninterrupted(tmp_path_factory):
 
 
 # kill -9 of a real `convzoo train` at a step of its third save (last, best, then epoch 2's last); the resumed run
-# ends with the weights of an uninterrupted one. Every step is covered in-process above; two more kills run with -m slow.
+# ends with the weights of an uninterrupted one. Every step is covered in-process above; two more kills: -m slow.
 @pytest.mark.parametrize("step", ["commit", pytest.param("weights", marks=pytest.mark.slow),
                                   pytest.param("weights-renamed", marks=pytest.mark.slow)])
 def test_kill_9_during_a_save_then_resume_is_bit_exact(tmp_path, uninterrupted, step):
