@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ class TrainConfig:
             raise ValueError(f"--grad-clip must be a positive number, got {self.grad_clip}")
         if any(not 0 < m < 1 for m in self.milestones):
             raise ValueError(f"--milestones must be fractions of training in (0, 1), got {self.milestones}")
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device):
+            raise ValueError(f"--device must be cpu, cuda, cuda:N or mps, got {self.device!r}")
+        for name in ("model", "data"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"--{name} must be a non-empty string, got {getattr(self, name)!r}")
         if self.pretrained_source not in ("auto", "convzoo", "torchvision", "timm"):
             raise ValueError(f"--pretrained-source must be auto, convzoo, torchvision or timm, "
                              f"got {self.pretrained_source!r}")
