@@ -3,6 +3,7 @@
     import convzoo
     model = convzoo.create_model("resnet50", num_classes=10)
     print(convzoo.summary(model, input_size=(3, 224, 224)))
+    metrics = convzoo.fit(convzoo.TrainConfig(model="resnet20", data="cifar10:DIR", epochs=30))   # any task
 
 The names below are imported on first use (PEP 562), so ``import convzoo`` is instant and torch-free: torch comes
 with the first model, summary or weights function, and the torch-free parts (``convzoo.evaluation``, the
@@ -30,6 +31,10 @@ _LAZY = {
     "summary": "convzoo.summary",
     "load_weights": "convzoo.weights",
     "save_weights": "convzoo.weights",
+    "TrainConfig": "convzoo.train",
+    "fit": "convzoo.train",
+    "load_run": "convzoo.train",
+    "create_task": "convzoo.tasks",
 }
 
 __all__ = sorted(_LAZY)
