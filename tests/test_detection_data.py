@@ -12,14 +12,13 @@ from PIL import Image
 from convzoo.cli import build_parser
 from convzoo.data.detection import (
     coco_ground_truth,
-    coco_results,
     detection_augmentation,
     drop_degenerate,
     flip_permutation,
 )
 from convzoo.data.detection_files import CocoDetection, VocDetection, read_rgb
 from convzoo.data.detection_shapes import ShapesDataset, mask_to_box
-from convzoo.evaluation import evaluate_coco
+from convzoo.evaluation import evaluate_coco, results_from_predictions
 
 
 def test_shapes_are_deterministic_and_consistent() -> None:
@@ -43,7 +42,7 @@ def test_ground_truth_fed_back_as_results_scores_ap_one() -> None:
     gt = coco_ground_truth(data, data.classes, data.keypoint_names)
     detections = [{"boxes": t["boxes"], "labels": t["labels"], "scores": torch.ones(len(t["labels"])),
                    "masks": t["masks"][:, None].float()} for _, t in (data[i] for i in range(4))]
-    results = coco_results(detections, range(4))
+    results = results_from_predictions(range(4), detections)
     assert evaluate_coco(gt, results, "bbox").stats["AP"] == pytest.approx(1.0)
     assert evaluate_coco(gt, results, "segm").stats["AP"] == pytest.approx(1.0)
 

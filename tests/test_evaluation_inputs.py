@@ -100,8 +100,9 @@ def test_cli_voc_folder(shared_data, tmp_path, capsys):
     for path in sorted((root / "detections_xyxy").glob("*.txt")):
         for line in path.read_text().splitlines():
             label, score, x1, y1, x2, y2 = line.split()
+            x1, y1, x2, y2 = float(x1) - 1, float(y1) - 1, float(x2), float(y2)  # to continuous coordinates
             dets.append({"image_id": path.stem, "category_id": int(label) + 1, "score": float(score),
-                         "bbox": [float(x1), float(y1), float(x2) - float(x1), float(y2) - float(y1)]})
+                         "bbox": [x1, y1, x2 - x1, y2 - y1]})
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     args = ["eval-detections", "--gt", str(root / "Annotations"), "--dets", str(tmp_path / "dets.json"), "--json"]
     assert main([*args, "--protocol", "voc"]) == 0
