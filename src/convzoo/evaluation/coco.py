@@ -259,7 +259,7 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox")
     category = _index(_column(results, "category_id", kind), gt.category_ids, results, kind, "category_id")
     score = _numbers(_column(results, "score", kind), results, kind, "score")
     first = results[0] if results else {}
-    mode = ("bbox" if first.get("bbox", []) != [] else "segm" if "segmentation" in first
+    mode = ("bbox" if len(first.get("bbox", [])) else "segm" if "segmentation" in first
             else "keypoints" if "keypoints" in first else iou_type)
     boxes = segmentations = keypoints = None
     if mode == "bbox":

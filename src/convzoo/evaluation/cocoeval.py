@@ -200,17 +200,24 @@ def summary_stats(precision: np.ndarray, recall: np.ndarray, iou_type: str, iou_
     (``pycocotools_quirks``) reads AP, APs, APm, APl at ``maxDets == 100`` (``-1`` when 100 is not among them),
     the keypoint rows at 20, and needs at least three ``max_dets`` for boxes and masks (``IndexError``).
     """
+    return {name: value for name, value, _ in summary_rows(precision, recall, iou_type, iou_thresholds, area_labels,
+                                                            max_dets, pycocotools_quirks)}
+
+
+def summary_rows(precision: np.ndarray, recall: np.ndarray, iou_type: str, iou_thresholds: np.ndarray,
+                 area_labels: list[str], max_dets: list[int], pycocotools_quirks: bool = False) -> list[tuple]:
+    """:func:`summary_stats` as ``(name, value, max_dets it was read at)`` rows, in pycocotools' order."""
     keypoints = iou_type == "keypoints"
     table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
+    positions = [len(max_dets) - 1] * len(table) if keypoints else [row[-1] for row in DETECTION_STATS]
     if pycocotools_quirks:
-        at = [20] * len(table) if keypoints else [100 if name in ("AP", "APs", "APm", "APl") else max_dets[i]
-                                                  for (name, *_), (*_, i) in zip(table, DETECTION_STATS)]
-    else:
-        at = [max_dets[-1]] * len(table) if keypoints else [max_dets[min(i, len(max_dets) - 1)] if name[:2] == "AR"
-                                                           and name[2:].isdigit() else max_dets[-1]
-                                                           for (name, *_), (*_, i) in zip(table, DETECTION_STATS)]
-    return {name: _summarize(precision if ap else recall, thr, area, iou_thresholds, area_labels, max_dets, m)
-            for (name, ap, thr, area), m in zip(table, at)}
+        at = [20] * len(table) if keypoints else [100 if row[0] in ("AP", "APs", "APm", "APl") else max_dets[i]
+                                                  for row, i in zip(table, positions)]
+    else:  # AR1, AR10, AR100 at their own max_dets; everything else at the largest
+        at = [max_dets[min(i, len(max_dets) - 1)] if row[0][:2] == "AR" and row[0][2:].isdigit() else max_dets[-1]
+              for row, i in zip(table, positions)]
+    return [(name, _summarize(precision if ap else recall, thr, area, iou_thresholds, area_labels, max_dets, m), m)
+            for (name, ap, thr, area), m in zip(table, at)]
 
 
 def _wanted(table: list, ids: list | None, what: str) -> np.ndarray:
