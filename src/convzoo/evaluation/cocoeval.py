@@ -197,8 +197,9 @@ def summary_stats(precision: np.ndarray, recall: np.ndarray, iou_type: str, iou_
     Each is the mean of the measured cells (``> -1``), ``-1`` if none, or if its IoU threshold (0.5, 0.75) or its
     area label is not among those evaluated. convzoo reads AP and the area rows at the largest ``max_dets`` and the
     three AR rows at ``max_dets[0]``, ``[1]``, ``[2]`` (the last one where there are fewer). pycocotools 2.0.11
-    (``pycocotools_quirks``) reads AP, APs, APm, APl at ``maxDets == 100`` (``-1`` when 100 is not among them),
-    the keypoint rows at 20, and needs at least three ``max_dets`` for boxes and masks (``IndexError``).
+    (``pycocotools_quirks``) reads AP at ``maxDets == 100`` (``-1`` when 100 is not among them) and the other rows
+    at ``maxDets[2]`` (not the largest when there are more than 3), the keypoint rows at 20, and needs at least
+    three ``max_dets`` for boxes and masks (``IndexError``).
     """
     return {name: value for name, value, _ in summary_rows(precision, recall, iou_type, iou_thresholds, area_labels,
                                                             max_dets, pycocotools_quirks)}
@@ -211,7 +212,7 @@ def summary_rows(precision: np.ndarray, recall: np.ndarray, iou_type: str, iou_t
     table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
     positions = [len(max_dets) - 1] * len(table) if keypoints else [row[-1] for row in DETECTION_STATS]
     if pycocotools_quirks:
-        at = [20] * len(table) if keypoints else [100 if row[0] in ("AP", "APs", "APm", "APl") else max_dets[i]
+        at = [20] * len(table) if keypoints else [100 if row[0] == "AP" else max_dets[i]
                                                   for row, i in zip(table, positions)]
     else:  # AR1, AR10, AR100 at their own max_dets; everything else at the largest
         at = [max_dets[min(i, len(max_dets) - 1)] if row[0][:2] == "AR" and row[0][2:].isdigit() else max_dets[-1]

@@ -9,8 +9,9 @@ any length, ``areaRng``, ``areaRngLbl``, ``useCats``, ``kpt_oks_sigmas``), ``eva
 pycocotools' quirks, reproduced by :class:`PycocotoolsCOCOeval` (what ``init_as_pycocotools`` installs) and
 answered better by :class:`COCOeval` (see also :func:`convzoo.evaluation.cocoeval.summary_stats`):
 
-- ``summarize`` reads AP, APs, APm, APl at ``maxDets == 100`` (``-1`` when 100 is not among them) and fails with
-  ``IndexError`` for fewer than 3 ``maxDets``; convzoo reads them at the largest ``maxDets``.
+- ``summarize`` reads AP at ``maxDets == 100`` (``-1`` when 100 is not among them), the other rows at
+  ``maxDets[2]``, and fails with ``IndexError`` for fewer than 3 ``maxDets``; convzoo reads AP, AP50, AP75 and the
+  area rows at the largest ``maxDets`` and AR1/AR10/AR100 at the first three (the last one where there are fewer).
 - keypoints with ``useCats=0`` never match (``computeOks`` looks for the category ``-1``); convzoo pools them.
 - ``accumulate`` rewrites ``params.catIds`` to ``[-1]`` when ``useCats=0``; convzoo leaves ``params`` alone.
 - the precision read-out stops at the first unreachable recall threshold in the given order (only unsorted
