@@ -49,6 +49,7 @@ def eval_imgs(result, parsed: tuple, p) -> list:
         det_rows, gt_rows = m.det_index[d0:d1], m.gt_index[g0:g1]
         dt_ids, gt_ids = det_ids[det_rows], gt.ids[gt_rows]
         dt_scores = dets.score[det_rows].tolist()
+        gt_dtype = np.int64 if g1 > g0 else np.float64  # pycocotools' np.array of 0/1 flags, or of nothing
         for a in range(num_a):
             ignore = m.gt_ignore[a, g0:g1]
             by_ignore = np.argsort(ignore, kind="stable")  # regular ground truth first, as evaluateImg sorts it
@@ -68,7 +69,7 @@ def eval_imgs(result, parsed: tuple, p) -> list:
             out[k * num_a * num_i + a * num_i + i] = {
                 "image_id": image_id, "category_id": category_id, "aRng": p.areaRng[a], "maxDet": p.maxDets[-1],
                 "dtIds": dt_ids.tolist(), "gtIds": gt_ids[by_ignore].tolist(), "dtMatches": dt_matches,
-                "gtMatches": gt_matches, "dtScores": dt_scores, "gtIgnore": ignore[by_ignore].astype(np.int64 if len(ignore) else np.float64),
+                "gtMatches": gt_matches, "dtScores": dt_scores, "gtIgnore": ignore[by_ignore].astype(gt_dtype),
                 "dtIgnore": dt_ignore}
     return out
 
