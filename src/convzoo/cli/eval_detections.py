@@ -7,7 +7,8 @@ examples:
   convzoo eval-detections --gt instances_val.json --dets detections.json --iou-thrs 0.5,0.75 --max-dets 1,10,300
 
 GT is a COCO ground-truth JSON file or a folder of VOC XML annotations (image ids are then the file stems,
-category ids the 1-based positions of the classes: the 20 VOC classes, or the lines of --class-names). DETS is a
+category ids the 1-based positions of the classes: the 20 VOC classes, or the lines of --class-names; a VOC box
+xmin..xmax, 1-based inclusive, is the continuous box [xmin - 1, xmax], the convention detections must follow). DETS is a
 JSON list of COCO result dicts {"image_id", "category_id", "score", "bbox": [x, y, w, h]}, with "segmentation" or
 "keypoints" for those IoU types. Prints the statistics as a table, or as one JSON object with --json.
 --iou-thrs, --area-rng and --max-dets are pycocotools' iouThrs, areaRng/areaRngLbl and maxDets; a statistic whose
