@@ -182,6 +182,21 @@ def test_quirk_unsorted_recall_thresholds():
     np.testing.assert_array_equal(ours.eval["precision"][:, [0, 2, 3, 1]], in_order.eval["precision"])
 
 
+def test_per_image_methods():
+    gt, dets = random_set(0)
+    reference, _ = run(REFERENCE, gt, dets, "bbox")
+    ours, _ = run(CONVZOO, gt, dets, "bbox")
+    for image_id in (100, 103):
+        for cat_id in (3, 7):
+            np.testing.assert_array_equal(ours.computeIoU(image_id, cat_id), reference.computeIoU(image_id, cat_id))
+            mine = ours.evaluateImg(image_id, cat_id, [0, 1e10], 100)
+            theirs = reference.evaluateImg(image_id, cat_id, [0, 1e10], 100)
+            assert (mine is None) == (theirs is None)
+            if theirs is not None:
+                for key in theirs:
+                    assert_equal_values(mine[key], theirs[key], key)
+
+
 def test_load_res_leaves_the_callers_results_alone():
     gt, dets = random_set(0)
     coco_gt = COCO()

@@ -185,6 +185,23 @@ class COCOeval:
                             np.asarray(self.params.iouThrs), self.params.areaRngLbl, self.params.maxDets, self.quirks)
         return "\n".join(_line(name, value, max_det, self.params) for name, value, max_det in rows)
 
+    def computeIoU(self, imgId, catId):  # noqa: N802, N803
+        """The IoU matrix of one image and category (after :meth:`evaluate`), as ``ious[imgId, catId]``."""
+        return self.ious[imgId, catId]
+
+    computeOks = computeIoU  # noqa: N815 (pycocotools' name for keypoints)
+
+    def evaluateImg(self, imgId, catId, aRng, maxDet):  # noqa: N802, N803
+        """One ``evalImgs`` entry (after :meth:`evaluate`): for an evaluated area range and the largest maxDets."""
+        p = self._paramsEval
+        ranges = [list(r) for r in p.areaRng]
+        if list(aRng) not in ranges or maxDet != p.maxDets[-1]:
+            raise ValueError(f"evaluateImg answers for the evaluated area ranges {ranges} and maxDet "
+                             f"{p.maxDets[-1]}, got {aRng} and {maxDet}")
+        cat_ids = list(p.catIds) if p.useCats else [-1]
+        k, a, i = cat_ids.index(catId), ranges.index(list(aRng)), list(p.imgIds).index(imgId)
+        return self.evalImgs[(k * len(ranges) + a) * len(p.imgIds) + i]
+
     @property
     def evalImgs(self) -> list:  # noqa: N802
         """Per category, area range and image (that order, flattened): pycocotools' ``evaluateImg`` dict or None."""
