@@ -188,10 +188,15 @@ def main() -> None:
     times: dict = {}
     stats: dict = {}
     for round_ in range(args.repeat):
-        for name in names if round_ % 2 == 0 else names[::-1]:  # alternate the order: no one always goes first
+        for name in list(names) if round_ % 2 == 0 else names[::-1]:  # alternate the order: no one always goes first
             fresh_gt, fresh_dets = json.loads(gt_text), json.loads(dets_text)  # each evaluator mutates its copy
             wall, cpu = time.perf_counter(), time.process_time()
-            stats[name] = [float(v) for v in RUNNERS[name][0](fresh_gt, fresh_dets, args.iou_type)]
+            try:
+                stats[name] = [float(v) for v in RUNNERS[name][0](fresh_gt, fresh_dets, args.iou_type)]
+            except Exception as error:  # noqa: BLE001 (a peer that fails is reported and dropped, not fatal)
+                print(f"{name:>22}: failed: {type(error).__name__}: {str(error)[:100]}")
+                names.remove(name)
+                continue
             took = (time.perf_counter() - wall, time.process_time() - cpu)
             times[name] = tuple(min(a, b) for a, b in zip(times.get(name, took), took))
             print(f"{name:>22}: {took[0]:8.2f} s wall {took[1]:8.2f} s CPU   AP {stats[name][0]:.6f}")

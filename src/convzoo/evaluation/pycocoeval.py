@@ -146,7 +146,7 @@ class COCOeval:
         print("Accumulating evaluation results...")
         tic = time.time()
         if self._result is None:
-            print("Please run evaluate() first")
+            raise RuntimeError("Please run evaluate() first")
         p = self.params if p is None else p
         cat_ids = p.catIds if p.useCats else [-1]
         if self.quirks:
