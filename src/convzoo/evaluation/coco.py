@@ -60,7 +60,7 @@ class CocoDetections:
     category: np.ndarray  # int64[D] index into gt.category_ids
     score: np.ndarray  # float64[D]
     area: np.ndarray  # float64[D]
-    boxes: np.ndarray  # float64[D, 4] (x, y, w, h)
+    boxes: np.ndarray  # float64[D, 4] (x, y, w, h); NaN for mask results evaluated as segm (not needed)
     segmentations: list | None = None
     keypoints: np.ndarray | None = None
 
@@ -180,11 +180,13 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
 
 def _rles(records: list, image: np.ndarray, sizes: np.ndarray, kind: str, default_boxes=None) -> list:
     rles = []
+    hw = sizes[image].tolist()  # Python ints: numpy scalars per record cost more than the RLE conversion
+    boxes = default_boxes.tolist() if default_boxes is not None else None
     for i, record in enumerate(records):
-        h, w = (int(s) for s in sizes[image[i]])
+        h, w = hw[i]
         segmentation = record.get("segmentation")
-        if segmentation is None and default_boxes is not None:
-            x, y, bw, bh = default_boxes[i]  # loadRes: a box result becomes a rectangle polygon
+        if segmentation is None and boxes is not None:
+            x, y, bw, bh = boxes[i]  # loadRes: a box result becomes a rectangle polygon
             segmentation = [[x, y, x, y + bh, x + bw, y + bh, x + bw, y]]
         if segmentation is None:
             raise ValueError(f"{_record(records, kind, i)} has no field 'segmentation'")
@@ -276,7 +278,10 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox")
         segmentations = _rles(results, image, gt.image_sizes, kind, default_boxes=boxes)
     if mode == "segm":
         area = np.array([mask_utils.area(r) for r in segmentations], dtype=np.float64)  # a list call overflows
-        boxes = mask_utils.toBbox(segmentations).reshape(-1, 4) if results else np.zeros((0, 4))
+        if iou_type == "segm":  # masks are compared as masks: their boxes are never read (and cost a decode)
+            boxes = np.full((len(results), 4), np.nan)
+        else:
+            boxes = mask_utils.toBbox(segmentations).reshape(-1, 4) if results else np.zeros((0, 4))
     if iou_type == "keypoints" or mode == "keypoints":
         keypoints = _keypoints(results, kind) if results else np.zeros((0, 0, 3))
     if mode == "keypoints":

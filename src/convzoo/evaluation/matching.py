@@ -46,11 +46,18 @@ def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det
     per group; RLEs are compressed, and a crowd ground truth again divides by the detection's area only.
     """
     out = np.empty(len(pair_det))
+    if not len(pair_det):
+        return out
     starts = np.flatnonzero(np.r_[True, pair_group[1:] != pair_group[:-1]])
-    for s, e in zip(starts.tolist(), np.r_[starts[1:], len(pair_det)].tolist()):
-        dets = np.unique(pair_det[s:e])
-        gts = pair_gt[s:s + (e - s) // len(dets)]  # detection-major: the first detection's row lists every gt
-        iou = mask_utils.iou([det_rles[i] for i in dets], [gt_rles[j] for j in gts], gt_crowd[gts].astype(np.uint8))
+    ends = np.r_[starts[1:], len(pair_det)]
+    # A group's detections and ground truths are contiguous, and its pairs detection-major: first det, first gt
+    # and the counts give every slice.
+    first_det, first_gt = pair_det[starts], pair_gt[starts]
+    num_dets = pair_det[ends - 1] - first_det + 1
+    num_gts = (ends - starts) // num_dets
+    crowd = np.ascontiguousarray(gt_crowd, dtype=np.uint8)
+    for s, e, d0, nd, g0, ng in zip(*(a.tolist() for a in (starts, ends, first_det, num_dets, first_gt, num_gts))):
+        iou = mask_utils.iou(det_rles[d0:d0 + nd], gt_rles[g0:g0 + ng], crowd[g0:g0 + ng])
         out[s:e] = np.asarray(iou, dtype=np.float64).reshape(-1)
     return out
 
