@@ -150,12 +150,23 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     g_idx = g_idx[np.lexsort((gt.category[g_idx], gt_cat[g_idx] * num_images + gt.image[g_idx]))]
     d_idx = np.flatnonzero(det_keep)
     det_group_all = det_cat * num_images + dets.image
-    tie_keys = () if use_categories else (dets.category[d_idx],)  # pooled categories: ties in category order
-    d_idx = d_idx[np.lexsort((*tie_keys, -dets.score[d_idx], det_group_all[d_idx]))]
+    # One sort by score serves both orders: ``ordinal`` (ties in file order) and ``dense`` (ties equal) are integer
+    # keys that combine with the group or the category into one single-key sort, cheaper than a lexsort.
+    by_score = np.argsort(-dets.score[d_idx], kind="stable")
+    sorted_scores = dets.score[d_idx][by_score]
+    ordinal, dense = np.empty(len(d_idx), dtype=np.int64), np.empty(len(d_idx), dtype=np.int64)
+    ordinal[by_score] = np.arange(len(d_idx))
+    dense[by_score] = np.cumsum(np.r_[0, sorted_scores[1:] != sorted_scores[:-1]])
+    if use_categories:
+        by_group = np.argsort(det_group_all[d_idx] * max(len(d_idx), 1) + ordinal)  # unique keys: any sort will do
+    else:  # pooled categories: score ties in category order, then file order
+        by_group = np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))
+    d_idx, dense = d_idx[by_group], dense[by_group]
     d_group = det_group_all[d_idx]
     rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
     beyond = int(np.count_nonzero(rank >= max_dets[-1]))
-    d_idx, d_group, rank = d_idx[rank < max_dets[-1]], d_group[rank < max_dets[-1]], rank[rank < max_dets[-1]]
+    kept = rank < max_dets[-1]
+    d_idx, d_group, rank, dense = d_idx[kept], d_group[kept], rank[kept], dense[kept]
     g_group = gt_cat[g_idx] * num_images + gt.image[g_idx]
     g_ignore = gt.ignore[g_idx][None] | (gt.area[g_idx] < area_lo) | (gt.area[g_idx] > area_hi)  # [A, G]
     d_outside = (dets.area[d_idx] < area_lo) | (dets.area[d_idx] > area_hi)  # [A, D]
@@ -172,7 +183,7 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
     # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
-    order = np.lexsort((-dets.score[d_idx], det_cat[d_idx]))
+    order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
     precision, recall, scores = _accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
                                             det_cat[d_idx][order], rank[order], npig, max_dets, rec_thrs,
                                             dets.score[d_idx][order], pycocotools_quirks)
