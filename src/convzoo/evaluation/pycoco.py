@@ -56,16 +56,16 @@ class COCO:
         print("creating index...")
         self.anns, self.imgs, self.cats = {}, {}, {}
         self.imgToAnns, self.catToImgs = defaultdict(list), defaultdict(list)
+        with_categories = "categories" in self.dataset
         for ann in self.dataset.get("annotations", []):
             self.imgToAnns[ann["image_id"]].append(ann)
             self.anns[ann["id"]] = ann
+            if with_categories:
+                self.catToImgs[ann["category_id"]].append(ann["image_id"])
         for img in self.dataset.get("images", []):
             self.imgs[img["id"]] = img
         for cat in self.dataset.get("categories", []):
             self.cats[cat["id"]] = cat
-        if "annotations" in self.dataset and "categories" in self.dataset:
-            for ann in self.dataset["annotations"]:
-                self.catToImgs[ann["category_id"]].append(ann["image_id"])
         print("index created!")
 
     def info(self) -> None:
@@ -130,23 +130,28 @@ class COCO:
             anns = resFile
         if not isinstance(anns, list):
             raise ValueError("results in not an array of objects")  # noqa: TRY004 (pycocotools' message)
-        if not self.mutates_results:
-            anns = [dict(a) for a in anns]
         if not {a["image_id"] for a in anns} <= set(self.getImgIds()):
             raise ValueError("Results do not correspond to current coco set")
         first = anns[0] if anns or self.mutates_results else {}
+        boxes = "caption" not in first and first.get("bbox", []) != [] and "bbox" in first
+        if not self.mutates_results:  # box results get new dicts below, the others copies here
+            anns = list(anns) if boxes else [dict(a) for a in anns]
         if "caption" in first:
             ids = {a["image_id"] for a in anns}
             res.dataset["images"] = [img for img in res.dataset["images"] if img["id"] in ids]
             for i, ann in enumerate(anns):
                 ann["id"] = i + 1
-        elif first.get("bbox", []) != [] and "bbox" in first:
+        elif boxes:
             res.dataset["categories"] = copy.deepcopy(self.dataset["categories"])
             for i, ann in enumerate(anns):
                 x, y, w, h = ann["bbox"]
+                extra = {"area": w * h, "id": i + 1, "iscrowd": 0}
                 if "segmentation" not in ann:  # the box as a polygon, corners clockwise from the top left
-                    ann["segmentation"] = [[x, y, x, y + h, x + w, y + h, x + w, y]]
-                ann["area"], ann["id"], ann["iscrowd"] = w * h, i + 1, 0
+                    extra = {"segmentation": [[x, y, x, y + h, x + w, y + h, x + w, y]], **extra}
+                if self.mutates_results:
+                    ann.update(extra)
+                else:
+                    anns[i] = {**ann, **extra}
         elif "segmentation" in first:
             res.dataset["categories"] = copy.deepcopy(self.dataset["categories"])
             for i, ann in enumerate(anns):
