@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -122,8 +123,15 @@ def test_reduce_hook_gathers_every_process():
     assert DetectionMetric.gather_torch(ranks[1].records) is ranks[1].records  # no process group: itself
 
 
-def test_evaluation_does_not_import_torch():
-    code = ("import sys, convzoo.evaluation, convzoo.cli.eval_detections\n"
+def test_evaluation_does_not_import_torch(tmp_path):
+    gt = {"images": [{"id": 1, "width": 9, "height": 9}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4, "iscrowd": 0}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dets.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2],
+                                                     "score": 1.0}]))
+    code = ("import sys, convzoo.evaluation, convzoo.cli\n"
+            f"assert convzoo.cli.main(['eval-detections', '--gt', {str(tmp_path / 'gt.json')!r}, "
+            f"'--dets', {str(tmp_path / 'dets.json')!r}, '--json']) == 0\n"
             "m = convzoo.evaluation.DetectionMetric(); m.update([{'boxes': [[0, 0, 2, 2]], 'scores': [1.0], "
             "'labels': [1]}], [{'boxes': [[0, 0, 2, 2]], 'labels': [1]}])\n"
             "assert abs(m.compute()['map'] - 1) < 1e-9\nassert 'torch' not in sys.modules, 'torch was imported'")
