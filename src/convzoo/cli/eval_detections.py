@@ -21,12 +21,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from convzoo.evaluation import evaluate_coco, read_json
-from convzoo.evaluation.cocoeval import DETECTION_STATS, KEYPOINT_STATS, summary_rows
-from convzoo.evaluation.voc import evaluate_voc, read_voc_folder
-
 
 def _iou(text: str) -> float:
     try:
@@ -38,8 +32,10 @@ def _iou(text: str) -> float:
     return value
 
 
-def _iou_thresholds(text: str) -> np.ndarray:
+def _iou_thresholds(text: str):
     """``0.5,0.75`` or ``start:stop:step`` (both ends included, as pycocotools' linspace) -> IoU thresholds."""
+    import numpy as np
+
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
@@ -108,6 +104,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
+    # numpy and the evaluator load here, not when the command line is parsed: --help answers at once
+    from convzoo.evaluation import evaluate_coco, read_json
+    from convzoo.evaluation.cocoeval import summary_rows
+    from convzoo.evaluation.voc import evaluate_voc, read_voc_folder
+
     if args.gt.is_dir():
         names = args.class_names.read_text().split() if args.class_names else None
         gt = read_voc_folder(args.gt, names)
@@ -142,6 +143,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
 def _coco_line(name: str, value: float, iou_type: str, max_det: int, iou_range: str) -> str:
     """One line in the words of pycocotools' printout."""
+    from convzoo.evaluation.cocoeval import DETECTION_STATS, KEYPOINT_STATS
+
     rows = {row[0]: row for row in (KEYPOINT_STATS if iou_type == "keypoints" else DETECTION_STATS)}
     _, ap, iou, area = rows[name][:4]
     title = "Average Precision  (AP)" if ap else "Average Recall     (AR)"
