@@ -1,12 +1,16 @@
-"""COCO evaluation speed: pycocotools vs faster-coco-eval vs convzoo, side by side in one process.
+"""COCO evaluation speed: pycocotools, faster-coco-eval, hotcoco, ultrafast-pycocotools, vernier and convzoo,
+side by side in one process.
 
 A synthetic COCO-style set is generated here (default 5,000 images, about 7 objects and 100 detections per image,
 80 categories, 1% crowd regions): detections are jittered copies of the ground truth (sometimes with a wrong
 category) plus random boxes. Each evaluator gets its own fresh copy of the JSON data (pycocotools mutates it) and is
-timed from the in-memory dict/list to the 12 statistics. The statistics must agree exactly.
+timed from the in-memory dict/list to the 12 statistics, best of ``--repeat`` rounds with the order of the
+evaluators reversed every other round. The statistics must agree exactly. Evaluators that are not installed are
+skipped (``pip install -e .[bench]`` installs them all).
 
     python benchmarks/bench_coco_eval.py                       # bbox, 5,000 images
     python benchmarks/bench_coco_eval.py --iou-type segm --images 1000
+    python benchmarks/bench_coco_eval.py --skip pycocotools --repeat 3
 """
 
 from __future__ import annotations
@@ -105,8 +109,58 @@ def run_faster_coco_eval(gt: dict, dets: list, iou_type: str) -> list[float]:
     return coco_eval.stats.tolist()[:12]
 
 
+def _pycocotools_api(coco_cls, eval_cls, gt: dict, dets: list, iou_type: str) -> list[float]:
+    """An evaluator with pycocotools' API, quietly."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_cls()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        coco_eval = eval_cls(coco_gt, coco_gt.loadRes(dets), iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return list(coco_eval.stats)[:12]
+
+
+def run_hotcoco(gt: dict, dets: list, iou_type: str) -> list[float]:
+    from hotcoco import COCO, COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(gt)
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(dets), iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return list(coco_eval.stats)[:12]
+
+
+def run_ultrafast(gt: dict, dets: list, iou_type: str) -> list[float]:
+    from ultrafast_pycocotools import COCO, COCOeval
+
+    return _pycocotools_api(COCO, COCOeval, gt, dets, iou_type)
+
+
+def run_vernier(gt: dict, dets: list, iou_type: str) -> list[float]:
+    from pycocotools.coco import COCO
+    from vernier import COCOeval
+
+    return _pycocotools_api(COCO, COCOeval, gt, dets, iou_type)
+
+
+def run_convzoo_cocoeval(gt: dict, dets: list, iou_type: str) -> list[float]:
+    from convzoo.evaluation import COCO, COCOeval
+
+    return _pycocotools_api(COCO, COCOeval, gt, dets, iou_type)
+
+
 def run_convzoo(gt: dict, dets: list, iou_type: str) -> list[float]:
     return evaluate_coco(gt, dets, iou_type).stats_list
+
+
+RUNNERS = {"pycocotools": (run_pycocotools, "pycocotools"), "faster-coco-eval": (run_faster_coco_eval,
+           "faster_coco_eval"), "hotcoco": (run_hotcoco, "hotcoco"), "ultrafast-pycocotools": (run_ultrafast,
+           "ultrafast_pycocotools"), "vernier": (run_vernier, "vernier"),
+           "convzoo COCOeval": (run_convzoo_cocoeval, "convzoo"), "convzoo": (run_convzoo, "convzoo")}
 
 
 def main() -> None:
@@ -116,30 +170,40 @@ def main() -> None:
     parser.add_argument("--dets", type=int, default=100, help="detections per image")
     parser.add_argument("--categories", type=int, default=80)
     parser.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
-    parser.add_argument("--skip", nargs="*", default=[], help="evaluators to skip: pycocotools faster-coco-eval")
+    parser.add_argument("--skip", nargs="*", default=[], help=f"evaluators to skip, of: {', '.join(RUNNERS)}")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time of each evaluator is kept")
     args = parser.parse_args()
     gt, dets = synthetic_set(args.images, args.objects, args.dets, args.categories, args.iou_type == "segm")
     gt_text, dets_text = json.dumps(gt), json.dumps(dets)
     print(f"{args.iou_type}: {len(gt['images'])} images, {len(gt['annotations'])} ground truths, "
           f"{len(dets)} detections, {args.categories} categories")
-    runners = {"pycocotools": run_pycocotools, "faster-coco-eval": run_faster_coco_eval, "convzoo": run_convzoo}
-    if importlib.util.find_spec("faster_coco_eval") is None:
-        print("faster-coco-eval is not installed (pip install faster-coco-eval): skipped")
-        args.skip.append("faster-coco-eval")
-    times, stats = {}, {}
-    for name, runner in runners.items():
+    names = []
+    for name, (_, module) in RUNNERS.items():
         if name in args.skip:
             continue
-        fresh_gt, fresh_dets = json.loads(gt_text), json.loads(dets_text)  # each evaluator mutates its own copy
-        wall, cpu = time.perf_counter(), time.process_time()
-        stats[name] = runner(fresh_gt, fresh_dets, args.iou_type)
-        times[name] = (time.perf_counter() - wall, time.process_time() - cpu)
-        print(f"{name:>17}: {times[name][0]:8.2f} s wall {times[name][1]:8.2f} s CPU   AP {stats[name][0]:.6f}")
-    for name, (wall, cpu) in times.items():
-        if name != "convzoo":
-            diff = np.abs(np.subtract(stats[name], stats["convzoo"])).max()
-            print(f"convzoo vs {name}: {wall / times['convzoo'][0]:.2f}x faster (wall), "
-                  f"{cpu / times['convzoo'][1]:.2f}x (CPU), max |stat diff| {diff:.3g}")
+        if importlib.util.find_spec(module) is None:
+            print(f"{name} is not installed (pip install {name}): skipped")
+            continue
+        names.append(name)
+    times: dict = {}
+    stats: dict = {}
+    for round_ in range(args.repeat):
+        for name in list(names) if round_ % 2 == 0 else names[::-1]:  # alternate the order: no one always goes first
+            fresh_gt, fresh_dets = json.loads(gt_text), json.loads(dets_text)  # each evaluator mutates its copy
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                stats[name] = [float(v) for v in RUNNERS[name][0](fresh_gt, fresh_dets, args.iou_type)]
+            except Exception as error:  # noqa: BLE001 (a peer that fails is reported and dropped, not fatal)
+                print(f"{name:>22}: failed: {type(error).__name__}: {str(error)[:100]}")
+                names.remove(name)
+                continue
+            took = (time.perf_counter() - wall, time.process_time() - cpu)
+            times[name] = tuple(min(a, b) for a, b in zip(times.get(name, took), took))
+            print(f"{name:>22}: {took[0]:8.2f} s wall {took[1]:8.2f} s CPU   AP {stats[name][0]:.6f}")
+    print(f"best of {args.repeat}:")
+    for name, (wall, cpu) in sorted(times.items(), key=lambda item: item[1][1]):
+        diff = np.abs(np.subtract(stats[name], stats["convzoo"])).max() if "convzoo" in stats else float("nan")
+        print(f"{name:>22}: {wall:8.2f} s wall {cpu:8.2f} s CPU   max |stat diff| vs convzoo {diff:.3g}")
 
 
 if __name__ == "__main__":

@@ -100,8 +100,9 @@ def test_cli_voc_folder(shared_data, tmp_path, capsys):
     for path in sorted((root / "detections_xyxy").glob("*.txt")):
         for line in path.read_text().splitlines():
             label, score, x1, y1, x2, y2 = line.split()
+            x1, y1, x2, y2 = float(x1) - 1, float(y1) - 1, float(x2), float(y2)  # to continuous coordinates
             dets.append({"image_id": path.stem, "category_id": int(label) + 1, "score": float(score),
-                         "bbox": [float(x1), float(y1), float(x2) - float(x1), float(y2) - float(y1)]})
+                         "bbox": [x1, y1, x2 - x1, y2 - y1]})
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     args = ["eval-detections", "--gt", str(root / "Annotations"), "--dets", str(tmp_path / "dets.json"), "--json"]
     assert main([*args, "--protocol", "voc"]) == 0
@@ -126,3 +127,24 @@ def test_results_from_predictions_round_trip():
     assert results[0]["bbox"] == [10.0, 10.0, 20.0, 20.0] and results[1]["category_id"] == 2
     assert evaluate_coco(gt, results).stats["AP"] == pytest.approx(1.0)
     assert results[0]["segmentation"]["size"] == [50, 60]
+
+
+def test_cli_coco_parameters(tmp_path, capsys):
+    (tmp_path / "gt.json").write_text(json.dumps(tiny_gt()))
+    (tmp_path / "dets.json").write_text(json.dumps(tiny_dets()))
+    base = ["eval-detections", "--gt", str(tmp_path / "gt.json"), "--dets", str(tmp_path / "dets.json")]
+    assert main([*base, "--iou-thrs", "0.5:0.7:0.1", "--area-rng", "all=0:1e10,small=0:400",
+                 "--max-dets", "1,5,50", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["stats"]
+    expected = evaluate_coco(tiny_gt(), tiny_dets(), iou_thresholds=[0.5, 0.6, 0.7], max_dets=[1, 5, 50],
+                             area_ranges={"all": (0, 1e10), "small": (0, 400)}).stats
+    assert stats == expected and stats["AP75"] == -1 and stats["APm"] == -1  # 0.75 and medium were not asked for
+    assert main([*base, "--iou-thrs", "0.5,0.6", "--max-dets", "1,5,50"]) == 0
+    assert "IoU=0.50:0.60 | area=   all | maxDets= 50 ]" in capsys.readouterr().out
+    for option, value in (("--iou-thrs", "0:1.2"), ("--iou-thrs", "1.5"), ("--area-rng", "all=5:1"),
+                          ("--max-dets", "0,10")):
+        with pytest.raises(SystemExit):
+            main([*base, option, value])
+        assert "error" in capsys.readouterr().err
+    assert main([*base, "--protocol", "voc", "--max-dets", "10"]) == 2
+    assert "belong to the COCO protocol" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Detection data plumbing shared by the COCO, VOC and ``shapes`` sets: batching, cleaning, augmentation, and the
-COCO JSON views (ground truth and results) that ``convzoo.evaluation`` reads.
+COCO ground truth that ``convzoo.evaluation`` reads (detector outputs become COCO results with
+:func:`convzoo.evaluation.results_from_predictions`).
 
 A sample is ``(image Tensor[3, H, W] float in [0, 1], target dict)`` with ``boxes`` Tensor[G, 4] (xyxy, absolute
 pixels), ``labels`` Tensor[G] int64 (1..K), optionally ``masks`` Tensor[G, H, W] uint8, ``keypoints``
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
-from pycocotools import mask as coco_mask
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from convzoo.evaluation import encode_mask
 
 PER_OBJECT_KEYS = ("boxes", "labels", "masks", "keypoints", "area", "iscrowd", "difficult")
 
@@ -107,13 +108,6 @@ class TransformedDataset(Dataset):
         return self.transform(*self.dataset[index])
 
 
-def encode_mask(mask: np.ndarray) -> dict:
-    """A Tensor/array[H, W] of 0/1 -> COCO RLE with a str ``counts`` (JSON-ready)."""
-    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
 def coco_ground_truth(dataset: Dataset, classes: Sequence[str], keypoint_names: Sequence[str] = (),
                       category_ids: Sequence[int] | None = None) -> dict:
     """The COCO ground-truth dict (images, annotations with xywh boxes, RLE masks, keypoints; categories) of a
@@ -131,7 +125,7 @@ def coco_ground_truth(dataset: Dataset, classes: Sequence[str], keypoint_names: 
                           "category_id": category_ids[int(target["labels"][g])], "bbox": [x1, y1, x2 - x1, y2 - y1],
                           "iscrowd": int(target["iscrowd"][g]) if "iscrowd" in target else 0}
             if "masks" in target:
-                annotation["segmentation"] = encode_mask(target["masks"][g].numpy())
+                annotation["segmentation"] = encode_mask(target["masks"][g])
                 annotation["area"] = float(target["masks"][g].sum())
             else:
                 annotation["area"] = float((x2 - x1) * (y2 - y1))
@@ -143,22 +137,3 @@ def coco_ground_truth(dataset: Dataset, classes: Sequence[str], keypoint_names: 
     categories = [{"id": category_ids[i], "name": name, "keypoints": list(keypoint_names)}
                   for i, name in enumerate(classes) if i > 0]
     return {"images": images, "annotations": annotations, "categories": categories}
-
-
-def coco_results(detections: list[dict], image_ids: Sequence[int], category_ids: Sequence[int] | None = None,
-                 mask_threshold: float = 0.5) -> list[dict]:
-    """Detector outputs -> COCO results: ``{"image_id", "category_id", "bbox" (xywh), "score"}`` plus
-    ``"segmentation"`` (RLE of mask probability >= ``mask_threshold``) and ``"keypoints"`` where present."""
-    results = []
-    for detection, image_id in zip(detections, image_ids):
-        boxes = detection["boxes"].tolist()
-        for d, (x1, y1, x2, y2) in enumerate(boxes):
-            label = int(detection["labels"][d])
-            result = {"image_id": int(image_id), "category_id": category_ids[label] if category_ids else label,
-                      "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(detection["scores"][d])}
-            if "masks" in detection:
-                result["segmentation"] = encode_mask((detection["masks"][d, 0] >= mask_threshold).numpy())
-            if "keypoints" in detection:
-                result["keypoints"] = detection["keypoints"][d].flatten().tolist()
-            results.append(result)
-    return results

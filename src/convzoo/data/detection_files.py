@@ -9,7 +9,6 @@ training targets (``crowd_as_targets=False``) but stay in the ground truth that 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ from pycocotools import mask as coco_mask
 from torch.utils.data import Dataset
 
 from convzoo.data.detection import drop_degenerate, flip_permutation, select_objects
+from convzoo.evaluation import read_voc_xml
+from convzoo.evaluation.coco import to_rle
 
 
 def read_rgb(path: str | Path) -> torch.Tensor:
@@ -30,13 +31,7 @@ def read_rgb(path: str | Path) -> torch.Tensor:
 
 def polygons_or_rle_to_mask(segmentation, height: int, width: int) -> np.ndarray:
     """A COCO segmentation (polygon list, uncompressed or compressed RLE) -> uint8[H, W]."""
-    if isinstance(segmentation, list):
-        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = coco_mask.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return coco_mask.decode(rle)
+    return coco_mask.decode(to_rle(segmentation, height, width))
 
 
 class CocoDetection(Dataset):
@@ -98,22 +93,6 @@ class CocoDetection(Dataset):
         return image, target
 
 
-def read_voc_annotation(path: str | Path, classes: list[str]) -> dict:
-    """One VOC XML file -> ``filename``, ``boxes`` Tensor[G, 4] (xyxy; VOC's 1-based inclusive pixels become
-    continuous: x1 - 1, x2), ``labels`` (index in ``classes``) and ``difficult`` Tensor[G] bool."""
-    root = ET.parse(path).getroot()
-    boxes, labels, difficult = [], [], []
-    for obj in root.iter("object"):
-        box = obj.find("bndbox")
-        x1, y1, x2, y2 = (float(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
-        boxes.append([x1 - 1, y1 - 1, x2, y2])
-        labels.append(classes.index(obj.find("name").text.strip()))
-        flag = obj.find("difficult")
-        difficult.append(flag is not None and flag.text.strip() == "1")
-    return {"filename": root.find("filename").text, "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.tensor(labels, dtype=torch.int64), "difficult": torch.tensor(difficult, dtype=torch.bool)}
-
-
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
@@ -136,15 +115,29 @@ class VocDetection(Dataset):
         return len(self.files)
 
     def annotation(self, index: int) -> dict:
-        return read_voc_annotation(self.files[index], self.classes)
+        """The XML of sample ``index`` read by :func:`convzoo.evaluation.read_voc_xml` (continuous xyxy boxes:
+        ``xmin - 1, ymin - 1, xmax, ymax``) -> ``filename``, ``width``, ``height``, ``boxes`` Tensor[G, 4],
+        ``labels`` (index in ``classes``) and ``difficult`` Tensor[G] bool."""
+        path = self.files[index]
+        record = read_voc_xml(path)
+        objects = record["objects"]
+        unknown = sorted({o["name"] for o in objects} - set(self.classes))
+        if unknown:
+            raise ValueError(f"{path}: classes {unknown} are not among the class names")
+        return {"filename": record["filename"], "width": record["width"], "height": record["height"],
+                "boxes": torch.tensor([o["bbox"] for o in objects], dtype=torch.float32).reshape(-1, 4),
+                "labels": torch.tensor([self.classes.index(o["name"]) for o in objects], dtype=torch.int64),
+                "difficult": torch.tensor([bool(o["difficult"]) for o in objects], dtype=torch.bool)}
 
     def ground_truth(self) -> dict:
         """COCO-style ground truth; difficult objects become crowd (ignored) regions, as the VOC devkit ignores them."""
         images, annotations = [], []
         for index in range(len(self)):
             record = self.annotation(index)
-            with Image.open(self.root / "JPEGImages" / record["filename"]) as image:
-                width, height = image.size
+            width, height = record["width"], record["height"]
+            if not (width and height):  # no <size> in the XML: ask the image
+                with Image.open(self.root / "JPEGImages" / record["filename"]) as image:
+                    width, height = image.size
             images.append({"id": index, "height": height, "width": width, "file_name": record["filename"]})
             for box, label, hard in zip(record["boxes"].tolist(), record["labels"].tolist(), record["difficult"]):
                 annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": label,

@@ -37,12 +37,35 @@ KEYPOINT_STATS = [("AP", 1, None, "all"), ("AP50", 1, 0.5, "all"), ("AP75", 1, 0
 
 
 @dataclass
+class CocoMatches:
+    """What the matching decided, kept by ``evaluate_coco(..., keep_matches=True)`` for pycocotools' per-image
+    output (``COCOeval.evalImgs`` and ``ious``).
+
+    Detections are the rows ``det_index`` of the parsed detections, in (group, -score, file) order and cut at the
+    largest ``max_dets`` per group; ground truths the rows ``gt_index`` in (group, category, file) order. A group is
+    ``category * num_images + image`` (``category`` 0 for every row when categories are pooled). ``matched_gt`` is
+    ``int64[T, A, D]``, a position in ``gt_index`` or ``-1``; ``pairs`` are :func:`group_pairs`' ``(pair_det,
+    pair_gt, similarity)``.
+    """
+
+    det_index: np.ndarray
+    det_group: np.ndarray
+    gt_index: np.ndarray
+    gt_group: np.ndarray
+    gt_ignore: np.ndarray  # bool[A, G]: crowd, no keypoints, or area out of range
+    det_outside: np.ndarray  # bool[A, D]: the detection's area is out of range
+    matched_gt: np.ndarray
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray]
+    num_images: int
+
+
+@dataclass
 class CocoResult:
     """The outcome of :func:`evaluate_coco`.
 
     ``stats`` maps the summary names (``AP``, ``AP50``, ... in pycocotools' order) to values, ``-1`` where nothing
-    was measurable; ``precision`` is ``float64[T, R, K, A, M]`` and ``recall`` ``float64[T, K, A, M]`` as in
-    ``COCOeval.eval``. ``counts`` says how many records took part and how many detections were dropped beyond
+    was measurable; ``precision`` and ``scores`` are ``float64[T, R, K, A, M]`` and ``recall`` ``float64[T, K, A, M]``
+    as in ``COCOeval.eval``. ``counts`` says how many records took part and how many detections were dropped beyond
     ``max_dets`` per (image, category).
     """
 
@@ -55,6 +78,10 @@ class CocoResult:
     area_ranges: dict[str, tuple[float, float]]
     max_dets: list[int]
     counts: dict[str, int] = field(default_factory=dict)
+    scores: np.ndarray | None = None
+    iou_thresholds: np.ndarray = field(default_factory=lambda: IOU_THRESHOLDS)
+    rec_thresholds: np.ndarray = field(default_factory=lambda: RECALL_THRESHOLDS)
+    matches: CocoMatches | None = None
 
     @property
     def stats_list(self) -> list[float]:
@@ -62,7 +89,8 @@ class CocoResult:
         return list(self.stats.values())
 
     def per_category_ap(self) -> dict:
-        """AP@[.5:.95] of each category (area ``all``, the largest ``max_dets``); ``-1`` without ground truth."""
+        """AP@[.5:.95] of each category (the first area range, ``all``, and the largest ``max_dets``); ``-1``
+        without ground truth."""
         p = self.precision[:, :, :, 0, -1]  # [T, R, K]
         return {c: float(p[:, :, k][p[:, :, k] > -1].mean()) if (p[:, :, k] > -1).any() else -1.0
                 for k, c in enumerate(self.category_ids)}
@@ -70,9 +98,12 @@ class CocoResult:
 
 def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_type: str = "bbox", *,
                   image_ids: list | None = None, category_ids: list | None = None, max_dets: list[int] | None = None,
-                  kpt_sigmas: np.ndarray | None = None, use_categories: bool = True) -> CocoResult:
+                  kpt_sigmas: np.ndarray | None = None, use_categories: bool = True,
+                  iou_thresholds: np.ndarray | None = None, rec_thresholds: np.ndarray | None = None,
+                  area_ranges: dict[str, tuple[float, float]] | list | None = None, pycocotools_quirks: bool = False,
+                  keep_matches: bool = False) -> CocoResult:
     """COCO evaluation of detections against ground truth, equal to pycocotools' ``COCOeval`` (to the last bit on
-    the reference fixtures).
+    the reference fixtures and on randomized sets).
 
     Args:
         gt: a COCO ground-truth dict (``images``, ``annotations``, ``categories``) or its parsed form.
@@ -80,18 +111,31 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
             as polygons/RLE, or ``keypoints`` as ``[x1, y1, v1, ...]``), or their parsed form.
         iou_type: ``"bbox"``, ``"segm"`` or ``"keypoints"``.
         image_ids, category_ids: evaluate only these (default: all images and categories of ``gt``).
-        max_dets: detections kept per image and category (default ``[1, 10, 100]``; ``[20]`` for keypoints).
+        max_dets: detections kept per image and category, any number of values (default ``[1, 10, 100]``; ``[20]``
+            for keypoints).
         kpt_sigmas: per-keypoint OKS sigmas (default: COCO's 17 person sigmas).
         use_categories: ``False`` pools all categories (class-agnostic, e.g. for proposal recall).
+        iou_thresholds, rec_thresholds: pycocotools' ``iouThrs`` (default 0.50:0.05:0.95) and ``recThrs``
+            (default 0:0.01:1); recall thresholds in any order.
+        area_ranges: ``{label: (low, high)}`` or ``[(label, (low, high)), ...]`` (pycocotools' ``areaRngLbl`` and
+            ``areaRng``; default ``all``, ``small``, ``medium``, ``large``, no ``small`` for keypoints).
+        pycocotools_quirks: reproduce pycocotools 2.0.11 where it differs (see :func:`summary_stats`; keypoints
+            with ``use_categories=False`` never match; the precision read-out stops at the first unreachable recall
+            threshold in the given order). Default: convzoo's answers.
+        keep_matches: keep the matching in ``result.matches`` (for :class:`convzoo.evaluation.COCOeval`).
     """
     gt = gt if isinstance(gt, CocoGroundTruth) else parse_ground_truth(gt, iou_type)
     dets = dets if isinstance(dets, CocoDetections) else parse_detections(dets, gt, iou_type)
     keypoints = iou_type == "keypoints"
-    max_dets = sorted(max_dets or ([20] if keypoints else [1, 10, 100]))
-    if not keypoints and len(max_dets) != 3:
-        raise ValueError(f"bbox and segm summaries need 3 max_dets values (as pycocotools), got {max_dets}")
-    areas = {k: v for k, v in AREA_RANGES.items() if not (keypoints and k == "small")}
-    area_lo, area_hi = (np.array([r[i] for r in areas.values()])[:, None] for i in (0, 1))  # [A, 1]
+    max_dets = sorted(int(m) for m in (max_dets if max_dets is not None else [20] if keypoints else [1, 10, 100]))
+    if not max_dets:
+        raise ValueError("max_dets needs at least one value")
+    iou_thrs = IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, dtype=np.float64).reshape(-1)
+    rec_thrs = RECALL_THRESHOLDS if rec_thresholds is None else np.asarray(rec_thresholds, np.float64).reshape(-1)
+    if area_ranges is None:
+        area_ranges = {k: v for k, v in AREA_RANGES.items() if not (keypoints and k == "small")}
+    ranges = list(area_ranges.items()) if isinstance(area_ranges, dict) else [(k, v) for k, v in area_ranges]
+    area_lo, area_hi = (np.array([r[i] for _, r in ranges], dtype=np.float64).reshape(-1, 1) for i in (0, 1))
     wanted_images, wanted_cats = _wanted(gt.image_ids, image_ids, "image"), _wanted(gt.category_ids, category_ids,
                                                                                   "category")
     gt_keep = wanted_images[gt.image] & wanted_cats[gt.category]
@@ -106,38 +150,86 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     g_idx = g_idx[np.lexsort((gt.category[g_idx], gt_cat[g_idx] * num_images + gt.image[g_idx]))]
     d_idx = np.flatnonzero(det_keep)
     det_group_all = det_cat * num_images + dets.image
-    tie_keys = () if use_categories else (dets.category[d_idx],)  # pooled categories: ties in category order
-    d_idx = d_idx[np.lexsort((*tie_keys, -dets.score[d_idx], det_group_all[d_idx]))]
+    # One sort by score serves both orders: ``ordinal`` (ties in file order) and ``dense`` (ties equal) are integer
+    # keys that combine with the group or the category into one single-key sort, cheaper than a lexsort.
+    by_score = np.argsort(-dets.score[d_idx], kind="stable")
+    sorted_scores = dets.score[d_idx][by_score]
+    ordinal, dense = np.empty(len(d_idx), dtype=np.int64), np.empty(len(d_idx), dtype=np.int64)
+    ordinal[by_score] = np.arange(len(d_idx))
+    dense[by_score] = np.cumsum(np.r_[0, sorted_scores[1:] != sorted_scores[:-1]])
+    if use_categories:
+        by_group = np.argsort(det_group_all[d_idx] * max(len(d_idx), 1) + ordinal)  # unique keys: any sort will do
+    else:  # pooled categories: score ties in category order, then file order
+        by_group = np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))
+    d_idx, dense = d_idx[by_group], dense[by_group]
     d_group = det_group_all[d_idx]
     rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
     beyond = int(np.count_nonzero(rank >= max_dets[-1]))
-    d_idx, d_group, rank = d_idx[rank < max_dets[-1]], d_group[rank < max_dets[-1]], rank[rank < max_dets[-1]]
+    kept = rank < max_dets[-1]
+    d_idx, d_group, rank, dense = d_idx[kept], d_group[kept], rank[kept], dense[kept]
     g_group = gt_cat[g_idx] * num_images + gt.image[g_idx]
     g_ignore = gt.ignore[g_idx][None] | (gt.area[g_idx] < area_lo) | (gt.area[g_idx] > area_hi)  # [A, G]
     d_outside = (dets.area[d_idx] < area_lo) | (dets.area[d_idx] > area_hi)  # [A, D]
 
     pair_det, pair_gt = group_pairs(d_group, g_group)
+    if pycocotools_quirks and keypoints and not use_categories:
+        # pycocotools' computeOks looks up the pooled category -1 and finds no ground truth: nothing ever matches.
+        pair_det, pair_gt = pair_det[:0], pair_gt[:0]
     sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
-    matched, matched_ignored = match_detections(sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore,
-                                                gt.ids[g_idx], len(d_idx), IOU_THRESHOLDS)  # [T, A, D] each
-    npig = np.zeros((num_cats, len(areas)), dtype=np.int64)  # non-ignored ground truths per category and area
+    matched, matched_ignored, *matched_gt = match_detections(
+        sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], len(d_idx), iou_thrs,
+        return_gt=keep_matches)  # [T, A, D] each
+    npig = np.zeros((num_cats, len(ranges)), dtype=np.int64)  # non-ignored ground truths per category and area
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
     # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
-    order = np.lexsort((-dets.score[d_idx], det_cat[d_idx]))
-    precision, recall = _accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
-                                    det_cat[d_idx][order], rank[order], npig, max_dets)
+    order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
+    precision, recall, scores = _accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
+                                            det_cat[d_idx][order], rank[order], npig, max_dets, rec_thrs,
+                                            dets.score[d_idx][order], pycocotools_quirks)
     chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)
-    precision, recall = precision[:, :, chosen], recall[:, chosen]  # K = the evaluated categories only
-    table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
-    at = [20] * len(table) if keypoints else [max_dets[s[-1]] for s in DETECTION_STATS]
-    stats = {name: _summarize(precision if ap else recall, ap, thr, list(areas).index(area), max_dets, m)
-             for (name, ap, thr, area), m in zip(table, at)}
+    precision, recall, scores = precision[:, :, chosen], recall[:, chosen], scores[:, :, chosen]
+    stats = summary_stats(precision, recall, iou_type, iou_thrs, [k for k, _ in ranges], max_dets,
+                          pycocotools_quirks)
     names = [gt.category_names[k] for k in chosen] if use_categories else ["all"]
     cats = [gt.category_ids[k] for k in chosen] if use_categories else [-1]
     counts = {"images": int(wanted_images.sum()), "ground_truths": len(g_idx), "detections": len(d_idx),
               "detections_beyond_max_dets": beyond}
-    return CocoResult(iou_type, stats, precision, recall, cats, names, areas, max_dets, counts)
+    matches = CocoMatches(d_idx, d_group, g_idx, g_group, g_ignore, d_outside, matched_gt[0],
+                          (pair_det, pair_gt, sim), num_images) if keep_matches else None
+    return CocoResult(iou_type, stats, precision, recall, cats, names, dict(ranges), max_dets, counts, scores,
+                      iou_thrs, rec_thrs, matches)
+
+
+def summary_stats(precision: np.ndarray, recall: np.ndarray, iou_type: str, iou_thresholds: np.ndarray,
+                  area_labels: list[str], max_dets: list[int], pycocotools_quirks: bool = False) -> dict[str, float]:
+    """The 12 (10 for keypoints) summary numbers of pycocotools' ``summarize`` from ``precision`` and ``recall``.
+
+    Each is the mean of the measured cells (``> -1``), ``-1`` if none, or if its IoU threshold (0.5, 0.75) or its
+    area label is not among those evaluated. convzoo reads AP and the area rows at the largest ``max_dets`` and the
+    three AR rows at ``max_dets[0]``, ``[1]``, ``[2]`` (the last one where there are fewer). pycocotools 2.0.11
+    (``pycocotools_quirks``) reads AP at ``maxDets == 100`` (``-1`` when 100 is not among them) and the other rows
+    at ``maxDets[2]`` (not the largest when there are more than 3), the keypoint rows at 20, and needs at least
+    three ``max_dets`` for boxes and masks (``IndexError``).
+    """
+    return {name: value for name, value, _ in summary_rows(precision, recall, iou_type, iou_thresholds, area_labels,
+                                                            max_dets, pycocotools_quirks)}
+
+
+def summary_rows(precision: np.ndarray, recall: np.ndarray, iou_type: str, iou_thresholds: np.ndarray,
+                 area_labels: list[str], max_dets: list[int], pycocotools_quirks: bool = False) -> list[tuple]:
+    """:func:`summary_stats` as ``(name, value, max_dets it was read at)`` rows, in pycocotools' order."""
+    keypoints = iou_type == "keypoints"
+    table = KEYPOINT_STATS if keypoints else [(n, ap, t, a) for n, ap, t, a, _ in DETECTION_STATS]
+    positions = [len(max_dets) - 1] * len(table) if keypoints else [row[-1] for row in DETECTION_STATS]
+    if pycocotools_quirks:
+        at = [20] * len(table) if keypoints else [100 if row[0] == "AP" else max_dets[i]
+                                                  for row, i in zip(table, positions)]
+    else:  # AR1, AR10, AR100 at their own max_dets; everything else at the largest
+        at = [max_dets[min(i, len(max_dets) - 1)] if row[0][:2] == "AR" and row[0][2:].isdigit() else max_dets[-1]
+              for row, i in zip(table, positions)]
+    return [(name, _summarize(precision if ap else recall, thr, area, iou_thresholds, area_labels, max_dets, m), m)
+            for (name, ap, thr, area), m in zip(table, at)]
 
 
 def _wanted(table: list, ids: list | None, what: str) -> np.ndarray:
@@ -169,23 +261,28 @@ def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kp
     return oks_pairs(dets.keypoints[di], gt.keypoints[gi], gt.boxes[gi], gt.area[gi], sigmas)
 
 
-def _accumulate(tp, busy, outside, order, category, rank, npig, max_dets) -> tuple[np.ndarray, np.ndarray]:
-    """pycocotools' ``accumulate``: precision ``[T, R, K, A, M]`` and recall ``[T, K, A, M]``, ``-1`` if no gt.
+def _accumulate(tp, busy, outside, order, category, rank, npig, max_dets, rec_thrs, score, quirks) -> tuple:
+    """pycocotools' ``accumulate``: precision and scores ``[T, R, K, A, M]``, recall ``[T, K, A, M]``, ``-1`` if no gt.
 
     ``tp`` (a true positive) and ``busy`` (matched to anything) are ``bool[T, A, D]``, ``outside`` (the detection's
-    area is out of range) ``bool[A, D]``; ``order`` sorts detections by category, then score (stable); ``category``
-    and ``rank`` (position within its image and category) are given in that order.
+    area is out of range) ``bool[A, D]``; ``order`` sorts detections by category, then score (stable); ``category``,
+    ``rank`` (position within its image and category) and ``score`` are given in that order.
 
     pycocotools counts, along the ranked detections, tp = matched and not ignored, fp = unmatched and not ignored
     (ignored: matched to an ignored gt, or unmatched and outside the area range), and reads the precision envelope
-    at the recall thresholds. Only matched detections ("candidates") change tp or differ between thresholds, and the
-    envelope only peaks at true positives, so everything is evaluated at the candidates: fp there is the number of
-    counted detections inside the area range so far minus the candidates among them.
+    and the score at the first detection reaching each recall threshold. Only matched detections ("candidates")
+    change tp or differ between thresholds, and the envelope only peaks at true positives, so everything is
+    evaluated at the candidates: fp there is the number of counted detections inside the area range so far minus
+    the candidates among them. A threshold <= 0 is reached at the first detection, whatever it is.
     """
     num_t, num_a = tp.shape[:2]
-    num_k, num_r = npig.shape[0], len(RECALL_THRESHOLDS)
+    num_k, num_r = npig.shape[0], len(rec_thrs)
     precision = -np.ones((num_t, num_r, num_k, num_a, len(max_dets)))
+    scores = -np.ones((num_t, num_r, num_k, num_a, len(max_dets)))
     recall = -np.ones((num_t, num_k, num_a, len(max_dets)))
+    by_value = np.argsort(rec_thrs, kind="stable")  # the envelope is read with the thresholds in ascending order
+    thrs = rec_thrs[by_value]
+    at_start = thrs <= 0  # reached by the first detection, counted or not
     bounds = np.searchsorted(category, np.arange(num_k + 1))  # each category is one contiguous, score-sorted slice
     cand = np.flatnonzero(busy.any(axis=(0, 1))[order])  # candidate positions in the sorted order
     cand_bounds = np.searchsorted(cand, bounds)
@@ -200,37 +297,57 @@ def _accumulate(tp, busy, outside, order, category, rank, npig, max_dets) -> tup
             areas = np.flatnonzero(npig[k] > 0)
             if not len(areas):
                 continue
+            q = np.zeros((num_t, len(areas), num_r))  # [T, A', R], thresholds ascending until the end
+            s, reached = np.zeros(q.shape), np.zeros(q.shape, dtype=bool)
+            kept_k = np.flatnonzero(kept[bounds[k]:bounds[k + 1]])
             c0, c1 = cand_bounds[k], cand_bounds[k + 1]
             sel = kept[cand[c0:c1]]
-            if not sel.any():  # ground truth, but no matched detection: zero recall and precision
-                recall[:, k, areas, m], precision[:, :, k, areas, m] = 0, 0
-                continue
-            pos = cand[c0:c1][sel]  # [J] candidate positions, ascending
-            tp_j = np.ascontiguousarray(tp_c[:, areas, c0:c1][:, :, sel])  # [T, A', J]
-            tp_sum = np.cumsum(tp_j, axis=-1, dtype=np.int32)
-            busy_sum = np.cumsum(np.ascontiguousarray(busy_c[:, areas, c0:c1][:, :, sel]), axis=-1, dtype=np.int32)
-            fp_sum = (counted[areas[:, None], pos + 1] - counted[areas, bounds[k]][:, None])[None] - busy_sum
-            pr = np.where(tp_j, tp_sum / (fp_sum + tp_sum + np.spacing(1)), 0.0)
-            total = npig[k, areas]
-            recall[:, k, areas, m] = tp_sum[..., -1] / total
-            n = tp_sum.shape[-1]
-            first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total, (num_t, len(areas))))
-            q = _interpolated_precision(pr.reshape(-1, n), first)  # [T * A', R]
-            precision[:, :, k, areas, m] = q.reshape(num_t, len(areas), num_r).transpose(0, 2, 1)
-    return precision, recall
+            recall[:, k, areas, m] = 0
+            if sel.any():
+                pos = cand[c0:c1][sel]  # [J] candidate positions, ascending
+                tp_j = np.ascontiguousarray(tp_c[:, areas, c0:c1][:, :, sel])  # [T, A', J]
+                tp_sum = np.cumsum(tp_j, axis=-1, dtype=np.int32)
+                busy_sum = np.cumsum(np.ascontiguousarray(busy_c[:, areas, c0:c1][:, :, sel]), axis=-1,
+                                     dtype=np.int32)
+                fp_sum = (counted[areas[:, None], pos + 1] - counted[areas, bounds[k]][:, None])[None] - busy_sum
+                pr = np.where(tp_j, tp_sum / (fp_sum + tp_sum + np.spacing(1)), 0.0)
+                total = npig[k, areas]
+                recall[:, k, areas, m] = tp_sum[..., -1] / total
+                n = tp_sum.shape[-1]
+                first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total, (num_t, len(areas))), thrs)
+                q = _interpolated_precision(pr.reshape(-1, n), first).reshape(q.shape)
+                reached = (first < n).reshape(q.shape)
+                s = np.where(reached, score[pos[np.minimum(first, n - 1)]].reshape(q.shape), 0.0)
+            if len(kept_k):
+                reached[..., at_start] = True
+                s[..., at_start] = score[bounds[k] + kept_k[0]]
+            q, s, reached = (_unsort(x, by_value) for x in (q, s, reached))  # back to the given order
+            if quirks:  # pycocotools stops reading at the first threshold it cannot reach
+                reached = np.logical_and.accumulate(reached, axis=-1)
+                q, s = np.where(reached, q, 0.0), np.where(reached, s, 0.0)
+            precision[:, :, k, areas, m] = q.transpose(0, 2, 1)
+            scores[:, :, k, areas, m] = s.transpose(0, 2, 1)
+    return precision, recall, scores
 
 
-def _first_reaching(tp_sum: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """``searchsorted(tp_sum[i] / total[i], RECALL_THRESHOLDS, 'left')`` for every row at once, ``int64[rows, R]``.
+def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values[..., j]`` belongs to position ``order[j]``: put it there."""
+    out = np.empty_like(values)
+    out[..., order] = values
+    return out
+
+
+def _first_reaching(tp_sum: np.ndarray, total: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``searchsorted(tp_sum[i] / total[i], thresholds, 'left')`` for every row at once, ``int64[rows, R]``.
 
     Recall ``c / total`` is monotone in the integer count ``c``, so each threshold becomes the least count whose
     float quotient reaches it, and one ``searchsorted`` over rows offset by ``row * (n + 1)`` answers all rows.
     """
     rows, n = tp_sum.shape
     total = total.reshape(-1, 1).astype(np.float64)
-    need = np.maximum(np.floor(RECALL_THRESHOLDS * total) - 1, 0)  # [rows, R], at most a count or two short
+    need = np.clip(np.floor(thresholds * total) - 1, 0, n + 1)  # [rows, R], at most a count or two short
     for _ in range(4):
-        need += need / total < RECALL_THRESHOLDS
+        need += (need / total < thresholds) & (need <= n)
     need = np.minimum(need, n + 1).astype(np.int64)
     offset = (np.arange(rows) * (n + 1))[:, None]
     return np.searchsorted((tp_sum + offset).reshape(-1), need + offset) - np.arange(rows)[:, None] * n
@@ -240,21 +357,24 @@ def _interpolated_precision(pr: np.ndarray, first: np.ndarray) -> np.ndarray:
     """``max(pr[i, first[i, r]:])``, or 0 where ``first[i, r] == n``: the precision envelope read at each recall
     threshold (pycocotools' backward ``pr[i-1] = max(pr[i-1], pr[i])`` loop, then ``q = pr[inds]``).
 
-    ``pr`` is ``float[rows, n]``; ``first`` is ``int[rows, R]``, non-decreasing along ``R`` with ``first[:, 0] == 0``
-    (recall threshold 0). Only the R pieces between consecutive thresholds are reduced (one ``reduceat``), then their
-    suffix maxima taken, instead of a running maximum over all n detections.
+    ``pr`` is ``float[rows, n]``; ``first`` is ``int[rows, R]``, non-decreasing along ``R``. Only the R pieces
+    between consecutive thresholds are reduced (one ``reduceat``, each row's pieces led by one from its start so
+    that no piece runs into the next row), then their suffix maxima taken, instead of a running maximum over all n.
     """
     rows, n = pr.shape
-    starts = np.minimum(first, n - 1) + (np.arange(rows) * n)[:, None]  # [rows, R] flat piece starts
-    pieces = np.maximum.reduceat(pr.reshape(-1), starts.reshape(-1)).reshape(rows, -1)  # max over [s_r, s_r+1)
+    row_start = (np.arange(rows) * n)[:, None]
+    starts = np.concatenate([row_start, np.minimum(first, n - 1) + row_start], axis=1)  # [rows, R + 1] flat starts
+    pieces = np.maximum.reduceat(pr.reshape(-1), starts.reshape(-1)).reshape(rows, -1)[:, 1:]  # max [s_r, s_r+1)
     envelope = np.maximum.accumulate(pieces[:, ::-1], axis=1)[:, ::-1]
     return np.where(first < n, envelope, 0.0)
 
 
-def _summarize(values: np.ndarray, ap: int, iou: float | None, area: int, max_dets: list[int], at: int) -> float:
+def _summarize(values: np.ndarray, iou: float | None, area: str, iou_thresholds: np.ndarray, area_labels: list[str],
+               max_dets: list[int], at: int) -> float:
     """One summary number: the mean of the measured cells (``> -1``), ``-1`` if none (pycocotools' _summarize)."""
     if iou is not None:
-        values = values[np.where(iou == IOU_THRESHOLDS)[0]]
+        values = values[np.flatnonzero(iou == iou_thresholds)]
+    a = [i for i, label in enumerate(area_labels) if label == area]
     m = [i for i, d in enumerate(max_dets) if d == at]
-    values = values[..., area, :][..., m]
+    values = values[..., a, :][..., m]
     return float(np.mean(values[values > -1])) if (values > -1).any() else -1.0

@@ -46,11 +46,18 @@ def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det
     per group; RLEs are compressed, and a crowd ground truth again divides by the detection's area only.
     """
     out = np.empty(len(pair_det))
+    if not len(pair_det):
+        return out
     starts = np.flatnonzero(np.r_[True, pair_group[1:] != pair_group[:-1]])
-    for s, e in zip(starts.tolist(), np.r_[starts[1:], len(pair_det)].tolist()):
-        dets = np.unique(pair_det[s:e])
-        gts = pair_gt[s:s + (e - s) // len(dets)]  # detection-major: the first detection's row lists every gt
-        iou = mask_utils.iou([det_rles[i] for i in dets], [gt_rles[j] for j in gts], gt_crowd[gts].astype(np.uint8))
+    ends = np.r_[starts[1:], len(pair_det)]
+    # A group's detections and ground truths are contiguous, and its pairs detection-major: first det, first gt
+    # and the counts give every slice.
+    first_det, first_gt = pair_det[starts], pair_gt[starts]
+    num_dets = pair_det[ends - 1] - first_det + 1
+    num_gts = (ends - starts) // num_dets
+    crowd = np.ascontiguousarray(gt_crowd, dtype=np.uint8)
+    for s, e, d0, nd, g0, ng in zip(*(a.tolist() for a in (starts, ends, first_det, num_dets, first_gt, num_gts))):
+        iou = mask_utils.iou(det_rles[d0:d0 + nd], gt_rles[g0:g0 + ng], crowd[g0:g0 + ng])
         out[s:e] = np.asarray(iou, dtype=np.float64).reshape(-1)
     return out
 
@@ -126,7 +133,7 @@ def greedy_match(sim: np.ndarray, cand_group: np.ndarray, gt_crowd: np.ndarray,
 
 def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray, g_group: np.ndarray,
                      g_crowd: np.ndarray, g_ignore: np.ndarray, g_ids: np.ndarray, num_dets: int,
-                     thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     thresholds: np.ndarray, return_gt: bool = False) -> tuple[np.ndarray, ...]:
     """Greedy matching of every detection at every threshold and area range.
 
     ``sim``, ``pair_det``, ``pair_gt``: the pairs of :func:`group_pairs` and their similarity; ``g_group`` ``int[G]``,
@@ -134,13 +141,16 @@ def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
     truth. Returns ``matched`` (to a ground truth whose id is not 0, as pycocotools reads it) and ``matched_ignored``
     (to an ignored one), ``bool[T, A, num_dets]`` each. Pairs below the lowest threshold can never match, so only the
     remaining candidate pairs enter :func:`greedy_match`, in groups bucketed by their number of ground truths.
+    With ``return_gt``, a third array ``int64[T, A, num_dets]`` gives the matched ground truth's index (``-1``: none).
     """
     shape = (len(thresholds), g_ignore.shape[0], num_dets)
     matched, matched_ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    keep = sim >= min(thresholds.min(), 1 - 1e-10)
+    matched_gt = np.full(shape, -1, dtype=np.int64) if return_gt else None
+    out = (matched, matched_ignored, matched_gt) if return_gt else (matched, matched_ignored)
+    keep = sim >= min(thresholds.min(initial=1.0), 1 - 1e-10)
     pair_det, pair_gt, sim = pair_det[keep], pair_gt[keep], sim[keep]
     if not len(sim):
-        return matched, matched_ignored
+        return out
     gts = np.unique(pair_gt)  # ground truths that some detection could match, in (group, file) order
     group_of_gt = np.unique(g_group[gts], return_inverse=True)[1]
     first = np.searchsorted(group_of_gt, np.arange(group_of_gt.max() + 1))
@@ -172,4 +182,6 @@ def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
         # pycocotools stores the matched gt id and tests it for truth: a match to id 0 reads as no match.
         matched[:, :, det] = (hit & (g_ids[gt_of_match] != 0)).transpose(1, 2, 0)
         matched_ignored[:, :, det] = slot_ignored.transpose(1, 2, 0)
-    return matched, matched_ignored
+        if return_gt:
+            matched_gt[:, :, det] = np.where(hit, gt_of_match, -1).transpose(1, 2, 0)
+    return out

@@ -9,7 +9,10 @@ the recall. AP is then
 - VOC2007 (the lecture's definition): the mean over recall r in {0, 0.1, ..., 1} of max(precision at recall >= r);
 - VOC2010+: the area under the monotone precision envelope, summed where recall changes.
 
-The devkit measures boxes in inclusive pixel coordinates, so widths are ``x2 - x1 + 1`` (``plus_one=True``).
+Coordinates, one convention throughout convzoo: boxes are continuous ``(x1, y1, x2, y2)`` absolute pixels, and a VOC
+XML box ``(xmin, ymin, xmax, ymax)`` (1-based, inclusive pixels) is read as ``(xmin - 1, ymin - 1, xmax, ymax)``. The
+devkit's ``x2 - x1 + 1`` widths on the XML's numbers are then exactly ``x2 - x1`` (``plus_one=False``, the default);
+``plus_one=True`` is there for detections written in the devkit's own inclusive coordinates.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = Fals
     return float(np.sum((mrec[step + 1] - mrec[step]) * mpre[step + 1]))
 
 
-def box_iou_voc(box: np.ndarray, boxes: np.ndarray, plus_one: bool = True) -> np.ndarray:
-    """IoU of one ``(x1, y1, x2, y2)`` box with ``float[N, 4]`` boxes, inclusive pixels when ``plus_one``."""
+def box_iou_voc(box: np.ndarray, boxes: np.ndarray, plus_one: bool = False) -> np.ndarray:
+    """IoU of one ``(x1, y1, x2, y2)`` box with ``float[N, 4]`` boxes: continuous coordinates, or the devkit's
+    inclusive pixels (``+ 1`` on every width and height) when ``plus_one``."""
     one = 1.0 if plus_one else 0.0
     iw = np.maximum(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + one, 0.0)
     ih = np.maximum(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + one, 0.0)
@@ -70,7 +74,7 @@ def box_iou_voc(box: np.ndarray, boxes: np.ndarray, plus_one: bool = True) -> np
 
 def voc_class_ap(gt_image: np.ndarray, gt_boxes: np.ndarray, gt_difficult: np.ndarray, det_image: np.ndarray,
                  det_boxes: np.ndarray, det_scores: np.ndarray, iou_threshold: float = 0.5,
-                 use_07_metric: bool = False, plus_one: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+                 use_07_metric: bool = False, plus_one: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
     """AP of one class. Ground truth: ``gt_image int[G]``, ``gt_boxes float[G, 4]`` ``(x1, y1, x2, y2)``,
     ``gt_difficult bool[G]``; detections likewise with ``det_scores float[D]``. Returns ``(ap, recall, precision)``,
     ``ap`` is ``nan`` without non-difficult ground truth. Ties in score keep the input order (stable sort).
@@ -100,9 +104,10 @@ def voc_class_ap(gt_image: np.ndarray, gt_boxes: np.ndarray, gt_difficult: np.nd
 
 
 def evaluate_voc(gt: dict, dets: list, iou_threshold: float = 0.5, use_07_metric: bool = False,
-                 plus_one: bool = True) -> VocResult:
+                 plus_one: bool = False) -> VocResult:
     """VOC AP of every category of a COCO-style ground-truth dict (see :func:`read_voc_folder`), detections as COCO
-    result dicts (``bbox`` as ``[x, y, w, h]``). Annotations with ``difficult`` (or ``iscrowd``) set are ignored."""
+    result dicts (``bbox`` as ``[x, y, w, h]``, continuous coordinates). Annotations with ``difficult`` or
+    ``iscrowd`` set are ignored (neither a hit nor a miss), as the devkit ignores difficult objects."""
     truth = parse_ground_truth(gt, "bbox")
     found = parse_detections(dets, truth, "bbox")
     difficult = np.array([bool(a.get("difficult", 0)) for a in gt["annotations"]], dtype=bool) | truth.iscrowd
@@ -118,9 +123,19 @@ def evaluate_voc(gt: dict, dets: list, iou_threshold: float = 0.5, use_07_metric
     return VocResult(ap, float(np.mean(measured)) if measured else float("nan"), positives)
 
 
+def voc_mean_ap(ground_truth: dict, results: list, use_07_metric: bool = False) -> float:
+    """The VOC mAP at IoU 0.5 of COCO results against a COCO ground-truth dict: the mean of the per-category AP over
+    the categories with (non-difficult, non-crowd) ground truth, continuous coordinates, crowd regions counted as
+    difficult; ``nan`` when no category has ground truth. :func:`evaluate_voc` gives the per-category values."""
+    return evaluate_voc(ground_truth, results, 0.5, use_07_metric=use_07_metric, plus_one=False).mean_ap
+
+
 def read_voc_xml(path: str | Path) -> dict:
-    """One VOC annotation file: ``{"filename", "width", "height", "objects": [{"name", "bbox" (xmin, ymin, xmax,
-    ymax), "difficult"}]}``, coordinates as written (1-based inclusive pixels)."""
+    """One VOC annotation file: ``{"filename", "width", "height", "objects": [{"name", "bbox", "difficult"}]}``.
+
+    ``bbox`` is continuous ``(x1, y1, x2, y2)`` = ``(xmin - 1, ymin - 1, xmax, ymax)`` of the XML's 1-based
+    inclusive pixels (the module's convention); ``difficult`` is 0 or 1.
+    """
     path = Path(path)
     try:
         root = ElementTree.parse(path).getroot()
@@ -131,26 +146,29 @@ def read_voc_xml(path: str | Path) -> dict:
     for i, obj in enumerate(root.findall("object")):
         box = obj.find("bndbox")
         try:
-            coords = [float(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
+            xmin, ymin, xmax, ymax = (float(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
             name = obj.find("name").text.strip()
         except (AttributeError, TypeError, ValueError):
             raise ValueError(f"{path}: object {i} lacks a name or a numeric bndbox") from None
-        if not (coords[2] >= coords[0] and coords[3] >= coords[1]):
-            raise ValueError(f"{path}: object {i} ({name}) has xmax < xmin or ymax < ymin: {coords}")
+        if not (xmax >= xmin and ymax >= ymin):
+            raise ValueError(f"{path}: object {i} ({name}) has xmax < xmin or ymax < ymin: "
+                             f"{[xmin, ymin, xmax, ymax]}")
         difficult = (obj.findtext("difficult") or "0").strip()
         if difficult not in ("0", "1"):
             raise ValueError(f"{path}: object {i} ({name}) has <difficult>{difficult}</difficult>, expected 0 or 1")
-        objects.append({"name": name, "bbox": coords, "difficult": int(difficult)})
-    return {"filename": root.findtext("filename", path.stem), "width": int(float(size.findtext("width", 0))),
-            "height": int(float(size.findtext("height", 0))), "objects": objects}
+        objects.append({"name": name, "bbox": [xmin - 1, ymin - 1, xmax, ymax], "difficult": int(difficult)})
+    width = int(float(size.findtext("width", 0))) if size is not None else 0
+    height = int(float(size.findtext("height", 0))) if size is not None else 0
+    return {"filename": root.findtext("filename", path.stem), "width": width, "height": height, "objects": objects}
 
 
 def read_voc_folder(folder: str | Path, class_names: list[str] | None = None) -> dict:
     """All ``*.xml`` of a VOC ``Annotations`` folder as a COCO ground-truth dict.
 
     Image ids are the file stems (``"2007_000027"``); category ids are 1-based positions in ``class_names`` (default:
-    the 20 VOC classes when every name is one of them, else the sorted names found); boxes become ``[x, y, w, h]``
-    with ``w = xmax - xmin``; each annotation keeps ``difficult``.
+    the 20 VOC classes when every name is one of them, else the sorted names found); boxes are
+    :func:`read_voc_xml`'s continuous boxes as ``[x, y, w, h]`` (``w = xmax - xmin + 1`` of the XML's numbers); each
+    annotation keeps ``difficult``.
     """
     files = sorted(Path(folder).glob("*.xml"))
     if not files:
