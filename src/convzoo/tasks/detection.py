@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convzoo.data.detection import TransformedDataset, coco_ground_truth, collate_detection, detection_augmentation
 from convzoo.data.detection_files import read_rgb
-from convzoo.evaluation import evaluate_coco, results_from_predictions, voc_class_ap
+from convzoo.evaluation import evaluate_coco, results_from_predictions, voc_mean_ap
 from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
 from convzoo.tasks.detection_build import (
     DetectionOptions,
@@ -267,24 +267,3 @@ def image_ids_of(paths: Sequence[str], annotations: str | None = None) -> list[i
     if len(set(ids)) != len(ids):
         raise ValueError("two images got the same image id; pass --annotations COCO.json to name their ids")
     return ids
-
-
-def _xyxy(box: list[float]) -> list[float]:
-    return [box[0], box[1], box[0] + box[2], box[1] + box[3]]
-
-
-def voc_mean_ap(ground_truth: dict, results: list[dict], use_07_metric: bool = False) -> float:
-    """Mean over categories of the VOC AP at IoU 0.5 (continuous coordinates, crowd regions as "difficult")."""
-    aps = []
-    for category in ground_truth["categories"]:
-        gts = [a for a in ground_truth["annotations"] if a["category_id"] == category["id"]]
-        dets = [r for r in results if r["category_id"] == category["id"]]
-        if not gts:
-            continue
-        ap, _, _ = voc_class_ap(np.array([a["image_id"] for a in gts]), np.array([_xyxy(a["bbox"]) for a in gts]),
-                                np.array([bool(a.get("iscrowd", 0)) for a in gts]),
-                                np.array([r["image_id"] for r in dets], dtype=np.int64),
-                                np.array([_xyxy(r["bbox"]) for r in dets]).reshape(-1, 4),
-                                np.array([r["score"] for r in dets]), use_07_metric=use_07_metric, plus_one=False)
-        aps.append(ap)
-    return float(np.mean(aps)) if aps else float("nan")
