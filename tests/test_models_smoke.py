@@ -1,4 +1,4 @@
-"""One smoke test over every registered classifier, plus channels_last equality (STYLE.md principle 10)."""
+"""One smoke test over every registered classifier, plus channels_last equality."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""One small model registry: the builder's name is the model's name (STYLE.md principle 5).
+"""One small model registry: the builder's name is the model's name.
 
     @register_model                      # a classifier
     def resnet50(**kwargs) -> ResNet: ...
@@ -123,7 +123,7 @@ def model_kind(name: str) -> str:
 
 
 def _check_keywords(kwargs: dict[str, Any]) -> None:
-    """Validate at the door the keywords every model understands (STYLE.md principle 14)."""
+    """Validate at the door the keywords every model understands."""
     if kwargs.get("pretrained"):
         raise ValueError("convzoo never downloads weights, so create_model takes no pretrained=True: build the model, "
                          "then convzoo.load_weights(model, PATH, source='torchvision') (on the command line: "

@@ -1,6 +1,6 @@
 """Per-layer summary: the papers' tables (type, patch size/stride, output size, params, ops) for any model.
 
-Counting convention (DESIGN.md): MACs are the multiply-accumulates of convolutions (also transposed) and linear
+Counting convention: MACs are the multiply-accumulates of convolutions (also transposed) and linear
 layers for ONE input; FLOPs = 2 x MACs. Papers that say "FLOPs" for ResNet/ResNeXt mean multiply-adds (= MACs).
 Parameters are the ``nn.Parameter`` tensors (BN scale and shift included, running statistics excluded).
 Totals are printed in the unit that fits their size (k, M or G), so a small network does not read "0.000 GMACs".

@@ -1,7 +1,7 @@
 """Detection backbones: a classifier of the registry cut into feature maps (with FPN, or a single map).
 
 Every backbone maps Tensor[N, 3, H, W] to a list of feature maps (finest first) and states ``out_channels`` and
-``strides`` (STYLE.md principle 9). The classifier's own ``feature_info`` says where its stages are, so any registry
+``strides``. The classifier's own ``feature_info`` says where its stages are, so any registry
 model that states its feature maps can serve (VGG-16's conv5_3 at stride 16, ResNet's layer1..layer4 at 4..32).
 """
 

@@ -2,9 +2,9 @@
 
 Fast R-CNN (Girshick 2015) takes its proposals from outside (selective search in the paper); Faster R-CNN (Ren et al.
 2015) computes them with a region proposal network sharing the backbone; Mask R-CNN (He et al. 2017) adds a mask
-branch and, for human pose, a keypoint branch. One class composes all of them (STYLE.md principle 7).
+branch and, for human pose, a keypoint branch. One class composes all of them.
 
-Interface (DESIGN.md): ``model(images)`` with ``images`` a list of Tensor[C, H, W] in [0, 1]; in training
+Interface: ``model(images)`` with ``images`` a list of Tensor[C, H, W] in [0, 1]; in training
 ``model(images, targets)`` with ``targets`` a list of dicts ``boxes`` Tensor[G, 4] (xyxy, absolute pixels),
 ``labels`` Tensor[G] int64 (>= 1, 0 is background) and optionally ``masks`` Tensor[G, H, W] uint8 and ``keypoints``
 Tensor[G, K, 3] ``(x, y, visibility)``. Training returns a dict of named losses; evaluation returns per image a dict

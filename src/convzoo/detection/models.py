@@ -1,4 +1,4 @@
-"""Registered R-CNN detectors: one-line builders over shared part factories (STYLE.md principles 4-6).
+"""Registered R-CNN detectors: one-line builders over shared part factories.
 
 | builder | backbone | proposals | RoI features | extra branch |
 |---|---|---|---|---|

@@ -137,7 +137,7 @@ def detect_boxes(class_logits: torch.Tensor, box_deltas: torch.Tensor, proposals
 
 
 class RoIHeads(nn.Module):
-    """Box head + optional mask and keypoint branches, each built outside and passed in (STYLE.md principle 7).
+    """Box head + optional mask and keypoint branches, each built outside and passed in.
 
     ``forward(features, proposals, image_sizes, targets)`` returns per-image detections (evaluation) and a dict of
     losses (training). Targets are dicts with ``boxes`` Tensor[G, 4] (xyxy), ``labels`` Tensor[G] (>= 1) and, for the

@@ -134,7 +134,7 @@ def rpn_loss(logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, 
 
 
 class RegionProposalNetwork(nn.Module):
-    """Anchors + head + proposal selection (+ losses in training), built from parts (STYLE.md principle 6)."""
+    """Anchors + head + proposal selection (+ losses in training), built from parts."""
 
     def __init__(self, *, anchor_generator: AnchorGenerator, head: RPNHead, config: RPNConfig | None = None) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The auxiliary-output contract (DESIGN.md, "Auxiliary heads") and its loss.
+"""The auxiliary-output contract and its loss.
 
 GoogLeNet (Szegedy et al. 2014, Section 5) and Inception-v3 (Szegedy et al. 2015, Section 4) attach auxiliary
 classifiers to intermediate layers; during training their losses are added to the main loss with a small weight,

@@ -1,4 +1,4 @@
-"""The one classifier interface (STYLE.md principle 9).
+"""The one classifier interface.
 
 Every classifier is ``forward_features`` (the backbone, input -> last feature map), ``forward_head`` (pooling,
 dropout, the linear classifier) and ``forward`` = head(features(check(x))). Each states ``feature_info``: the

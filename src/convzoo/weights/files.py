@@ -1,4 +1,4 @@
-"""Reading and writing weight files without unpickling (DESIGN.md, "Checkpoints").
+"""Reading and writing weight files without unpickling.
 
 ``read_state_dict`` accepts ``.safetensors`` (read directly) and PyTorch's ``.pth``/``.pt``/``.bin``/``.ckpt``
 (``torch.load(..., weights_only=True)``, which only rebuilds tensors and plain containers and refuses any other
