@@ -69,7 +69,7 @@ def convzoo_trial(splits, batch_size: int, steps: int) -> float:
     options = StepOptions(torch.device("cpu"))
     model.train()
     start = time.perf_counter()
-    train_one_epoch(task, model, loader, optimizer, TrainState(), lambda step: 1e-3, options,
+    train_one_epoch(task, model, loader, optimizer, TrainState(), lambda step, at: 1e-3, options,
                     Budget(steps, None, "wall"))
     return steps * batch_size / (time.perf_counter() - start)
 

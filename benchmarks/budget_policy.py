@@ -6,6 +6,7 @@ Both policies run the same recipe with the same seeds in one process, alternatin
 has (run it beside other work to see a busy machine); it prints the test accuracy of each run and the medians.
 
     python benchmarks/budget_policy.py --seconds 12 --seeds 3 --epochs 60
+    python benchmarks/budget_policy.py --data fashion-mnist:DATA/fashion-mnist --seconds 40 --seeds 2 --epochs 20
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from convzoo.train import Budget, TrainConfig, fit
 MODEL = "spec:CB-16-3-1-same,M-2-2,CB-32-3-1-same,M-2-2,F,H-64,D-0.2"
 
 
-def run(seed: int, seconds: float, epochs: int, policy: str, clock: str) -> float:
-    config = TrainConfig(model=MODEL, data="digits", epochs=epochs, batch_size=32, lr=3e-3, seed=seed,
+def run(seed: int, seconds: float, epochs: int, policy: str, clock: str, data: str) -> float:
+    config = TrainConfig(model=MODEL, data=data, epochs=epochs, batch_size=32, lr=3e-3, seed=seed,
                          max_minutes=seconds / 60, clock=clock, progress=False, device="cpu",
                          out=tempfile.mkdtemp(prefix=f"budget-{policy}-"))
     if policy == "progress":
@@ -36,11 +37,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="runs per policy (default: 3)")
     parser.add_argument("--epochs", type=int, default=60, help="planned epochs, more than the budget allows")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="default: wall")
+    parser.add_argument("--data", default="digits", help="a classification --data (default: digits)")
     args = parser.parse_args()
     results: dict[str, list[float]] = {"progress": [], "steps": []}
     for seed in range(args.seeds):
         for policy in results:
-            accuracy = run(seed, args.seconds, args.epochs, policy, args.clock)
+            accuracy = run(seed, args.seconds, args.epochs, policy, args.clock, args.data)
             results[policy].append(accuracy)
             print(f"seed {seed} schedule on {policy:8s}: test accuracy {accuracy:.4f}", flush=True)
     for policy, values in results.items():

@@ -11,7 +11,7 @@ from torch import nn
 from convzoo.train.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from convzoo.train.distributed import DistributedContext, ResumableSampler
 from convzoo.train.logging import confusion_matrix, epoch_line
-from convzoo.train.optim import build_optimizer, learning_rate, param_groups
+from convzoo.train.optim import budget_learning_rate, build_optimizer, learning_rate, param_groups
 
 
 def test_epoch_line_is_the_courses():
@@ -101,3 +101,12 @@ def test_sampler_shards_and_skips():
 def test_confusion_matrix_rows_are_true_classes():
     matrix = confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 2]), 3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+
+
+def test_budget_schedule_shortens_the_decay_not_the_warmup():
+    for step in range(0, 100, 7):  # without a budget running ahead: the plain schedule
+        assert budget_learning_rate(step, step, 100, 0.1, "cosine", 10) == learning_rate(step, 100, 0.1, "cosine", 10)
+    # the budget is at 60% after 3 steps: still warming up (4/10 of the rate), of the decay at 60%
+    assert budget_learning_rate(3, 60, 100, 0.1, "cosine", 10) == pytest.approx(
+        learning_rate(60, 100, 0.1, "cosine", 10) * 4 / 10)
+    assert budget_learning_rate(30, 60, 100, 0.1, "step", 10) == learning_rate(60, 100, 0.1, "step", 10)

@@ -117,12 +117,13 @@ class _Heartbeat:
 
 
 def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
-                    state: TrainState, lr_at: Callable[[int], float], options: StepOptions, budget: Budget,
+                    state: TrainState, lr_at: Callable[[int, int], float], options: StepOptions, budget: Budget,
                     scaler: torch.amp.GradScaler | None = None,
                     callbacks: Iterable[Callable[[TrainState, nn.Module], None]] = (), progress=None,
                     heartbeat: _Heartbeat | None = None) -> dict[str, float]:
     """Run the batches of ``loader`` (already positioned after ``state.batch`` batches); return the epoch's sums.
 
+    ``lr_at(step, schedule_step)`` is the learning rate of a step (:func:`convzoo.train.optim.budget_learning_rate`).
     The caller sets the training mode (``task.set_train_mode``). Sums: each named loss and ``loss`` (their sum)
     times the batch's ``count``, and the task's tallies; divide by ``count`` for means. ``state`` is advanced after
     every optimizer step, then each ``callback(state, model)`` is called; a callback (or a first Ctrl-C) may set
@@ -138,7 +139,7 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
             state.out_of_time = True
             break
         batch = task.to_device(batch, options.device, options.channels_last)
-        set_learning_rate(optimizer, lr_at(budget.schedule_step(state.step, done)))
+        set_learning_rate(optimizer, lr_at(state.step, budget.schedule_step(state.step, done)))
         with autocast(options):
             losses, tallies = task.train_step(model, batch)
             loss = sum(losses.values())

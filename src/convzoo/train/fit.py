@@ -49,7 +49,7 @@ from convzoo.train.engine import (
     train_one_epoch,
 )
 from convzoo.train.logging import RunLogger, epoch_line, plot_curves, read_metrics, truncate_metrics
-from convzoo.train.optim import build_optimizer, learning_rate, param_groups
+from convzoo.train.optim import budget_learning_rate, build_optimizer, param_groups
 from convzoo.train.run import task_of
 from convzoo.train.runfolder import check_new_run, claim_run_folder
 
@@ -211,7 +211,7 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
         raise ValueError(f"--batch-size {config.batch_size} exceeds the {len(data.train)} training samples"
                          + (f" of the {context.world_size} processes" if context.enabled else ""))
     total_steps = config.epochs * steps_per_epoch
-    lr_at = partial(learning_rate, total_steps=total_steps, base_lr=config.lr, schedule=config.schedule,
+    lr_at = partial(budget_learning_rate, total_steps=total_steps, base_lr=config.lr, schedule=config.schedule,
                     warmup_steps=round(config.warmup * steps_per_epoch), milestones=config.milestones,
                     gamma=config.gamma)
     agree = partial(dist_utils.agree_on_max, context=context, device=device) if context.enabled else None

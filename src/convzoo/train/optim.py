@@ -83,3 +83,15 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set ``lr`` in every parameter group of ``optimizer``."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def budget_learning_rate(step: int, schedule_step: int, total_steps: int, base_lr: float, schedule: str = "cosine",
+                         warmup_steps: int = 0, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1
+                         ) -> float:
+    """:func:`learning_rate` under a time budget: the decay follows ``schedule_step`` (where progress has got to,
+    >= ``step``), the linear warmup the optimizer steps actually taken, so a budget that runs ahead of the planned
+    steps shortens the decay but not the warmup. Equal to ``learning_rate(step, ...)`` when both steps agree."""
+    args = (total_steps, base_lr, schedule, warmup_steps, milestones, gamma)
+    if schedule == "one-cycle" or schedule_step == step or step >= warmup_steps:
+        return learning_rate(schedule_step, *args)
+    return learning_rate(max(schedule_step, warmup_steps), *args) * (step + 1) / warmup_steps
