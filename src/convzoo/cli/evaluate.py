@@ -15,10 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from convzoo.train.run import load_run
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate a trained run (any task) on its test or dev split",
@@ -41,6 +37,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     """Print and return ``{split}:{metric}`` of the checkpoint (``test:accuracy``, ``test:bbox:AP``, ...)."""
+    import torch
+
+    from convzoo.train.run import load_run
+
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, task, info, model = load_run(args.run_dir, args.checkpoint, device)
     print(f"convzoo evaluate: loading --data {args.data or config.data} ...", file=sys.stderr, flush=True)

@@ -14,10 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from convzoo.train.run import load_run
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict image files with a trained run (any task)",
@@ -50,6 +46,10 @@ def run(args: argparse.Namespace) -> dict:
     for path in args.images:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such image file {path}")
+    import torch
+
+    from convzoo.train.run import load_run
+
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     _, task, info, model = load_run(args.run_dir, args.checkpoint, device)
     return task.predict_files(model, info, args.images, device, out=Path(args.out), top=args.top,

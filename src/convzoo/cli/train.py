@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from convzoo.tasks import ClassificationOptions, DetectionOptions
-from convzoo.train.config import DEFAULT_MODEL, TrainConfig
-from convzoo.train.fit import RESUMABLE, fit
+from convzoo.options import DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions
 
 CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
 DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
@@ -128,9 +126,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace):
     """The TrainConfig of the options given on the command line; a resumed run: its saved one, updated with the
     options that may change (others are refused, naming them)."""
+    from convzoo.train.config import TrainConfig
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug", "action")}
     alias_defaults = given.pop("alias_defaults", {})
     if "resume" in given:
@@ -149,4 +148,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> dict:
     """Train; return the final metrics (losses, ``dev:*``, ``test:*``, ``run_dir``, ...)."""
+    from convzoo.train.fit import fit
+
     return fit(config_from_args(args))

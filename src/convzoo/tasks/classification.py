@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,26 +23,9 @@ from convzoo.data.imagefolder import BadImageError, read_image
 from convzoo.data.transforms import preprocessor
 from convzoo.layers import BATCH_NORM_TYPES, freeze_bn
 from convzoo.models.aux import classification_loss, main_logits
+from convzoo.options import ClassificationOptions
 from convzoo.registry import create_model
 from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
-
-
-@dataclass
-class ClassificationOptions:
-    """What only classification reads (the engine's options are in ``TrainConfig``)."""
-
-    label_smoothing: float = 0.0
-    aux_weight: float | None = None  # None: each model's own auxiliary-loss weight
-    freeze_backbone: bool = False
-    freeze_bn: bool = False
-    augment: bool | None = None  # None: the data set's default
-    skip_bad_images: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.aux_weight is not None and not 0.0 <= self.aux_weight < float("inf"):
-            raise ValueError(f"--aux-weight must be a finite number >= 0, got {self.aux_weight}")
 
 
 def create_classifier(name: str, num_classes: int, input_size: Sequence[int]) -> nn.Module:

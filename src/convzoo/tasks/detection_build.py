@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from convzoo.data.detection_shapes import ShapesDataset
 from convzoo.detection.models import HeadWidths
 from convzoo.detection.roi_heads import RoIHeadsConfig
 from convzoo.detection.rpn import RPNConfig
+from convzoo.options import DetectionOptions
 from convzoo.registry import create_model, get_model_builder
 
 # --small: a CPU-sized model for 128-px images (thin heads, fewer proposals and RoIs, BatchNorm trained). The mask
@@ -31,42 +32,6 @@ SMALL = {"widths": HeadWidths(fpn=128, box=256, mask=64, keypoint=64), "frozen_b
                           post_nms_top_n_test=100), "roi_batch": 64}
 # the --small widths of run folders written before the build options recorded them (so that those runs still load)
 SMALL_WIDTHS_BEFORE_RECORDED = HeadWidths(fpn=128, box=256, mask=128, keypoint=128)
-
-
-@dataclass
-class DetectionOptions:
-    """What only detection reads (the engine's options are in ``TrainConfig``)."""
-
-    backbone: str | None = None  # a registry classifier, e.g. resnet18 (default: the builder's)
-    small: bool = False  # thin heads, few proposals, BatchNorm trained (CPU-sized)
-    roi_method: str = "align"  # align | pool
-    trainable_layers: int | None = None  # backbone stages trained (5: all; default: the builder's)
-    anchor_sizes: list[int] | None = None  # FPN builders: one size per level P2..P6
-    min_size: int | None = None  # shorter image side after resizing (default: the builder's)
-    max_size: int | None = None  # longest image side after resizing
-    score_thresh: float = 0.05  # detections below are dropped
-    train_size: int = 1000  # training images (coco/voc: the first N; 0 = all)
-    val_size: int = 100  # evaluation images (coco/voc: the first N of the same set; 0 = the training images)
-    hflip: float = 0.5  # horizontal flip probability
-    proposals: str | None = None  # Fast R-CNN: JSON {image_id: [[x1, y1, x2, y2], ...]}
-    backbone_weights: str | None = None  # ImageNet weights of the backbone classifier
-
-    def __post_init__(self) -> None:
-        if self.roi_method not in ("align", "pool"):
-            raise ValueError(f"--roi-method must be align or pool, got {self.roi_method!r}")
-        if not 0.0 <= self.hflip <= 1.0:
-            raise ValueError(f"--hflip must be a probability in [0, 1], got {self.hflip}")
-        if not 0.0 <= self.score_thresh <= 1.0:
-            raise ValueError(f"--score-thresh must be in [0, 1], got {self.score_thresh}")
-        for name in ("train_size", "val_size"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("min_size", "max_size", "trainable_layers"):
-            value = getattr(self, name)
-            if value is not None and value < (0 if name == "trainable_layers" else 1):
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.anchor_sizes is not None and any(size <= 0 for size in self.anchor_sizes):
-            raise ValueError(f"--anchor-sizes must be positive, got {self.anchor_sizes}")
 
 
 def load_detection_data(spec: str, split: str, size: int, image_size: int, seed: int) -> Dataset:

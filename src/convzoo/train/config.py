@@ -19,12 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convzoo.tasks.classification import ClassificationOptions
-from convzoo.tasks.detection_build import DetectionOptions
-
-# The embedded default: a small course-style CNN for scikit-learn's 8x8 digits (53 k parameters; 10 epochs reach
-# about 99% test accuracy).
-DEFAULT_MODEL = "spec:CB-32-3-1-same,M-2-2,CB-64-3-1-same,M-2-2,F,H-128,D-0.3"
+from convzoo.options import DEFAULT_MODEL, ClassificationOptions, DetectionOptions
 
 # The defaults of the options a task may set otherwise (``Task.defaults``).
 ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 32, "optimizer": "adamw", "weight_decay": 0.0,

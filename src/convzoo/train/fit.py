@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from convzoo import __version__
 from convzoo.errors import is_user_error
+from convzoo.options import RESUMABLE
 from convzoo.tasks.base import Task, unwrap_model
 from convzoo.train import distributed as dist_utils
 from convzoo.train.checkpoint import load_checkpoint, recover, rng_state, save_checkpoint, set_rng_state
@@ -138,10 +139,6 @@ def _resumed(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in fixed)} cannot change when resuming; "
                          f"only --{', --'.join(k.replace('_', '-') for k in RESUMABLE)} can")
     return dataclasses.replace(saved, resume=config.resume, **{k: getattr(config, k) for k in given & set(RESUMABLE)})
-
-
-# Options that may change when resuming a run; every other option comes from the run's config.json.
-RESUMABLE = ("epochs", "max_minutes", "eval_every", "device", "workers", "threads", "progress")
 
 
 def _checkpoint_state(optimizer, scaler, state: TrainState) -> dict:
