@@ -182,6 +182,12 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
     optimizer = build_optimizer(config.optimizer, param_groups(model, config.weight_decay), config.lr,
                                 config.momentum, config.nesterov)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    stack.enter_context(claim_run_folder(run_dir, bool(config.resume), enabled=context.is_main))
+    if context.is_main:
+        for name in ("last", "best"):
+            done = recover(run_dir, name)
+            if done:
+                print(f"convzoo train: {run_dir}/{name}: {done} an interrupted save", file=sys.stderr)
     state = TrainState()
     if config.resume:
         if read_run_file(run_dir).get("task") not in (None, task.name):
@@ -222,12 +228,6 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
             metrics = task.evaluate(unwrap_model(trained), dataset, device, reducer, out, split, info)
         return {f"{split}:{k}": v for k, v in metrics.items() if k != "count"}
 
-    stack.enter_context(claim_run_folder(run_dir, bool(config.resume), enabled=context.is_main))
-    if context.is_main:
-        for name in ("last", "best"):
-            done = recover(run_dir, name)
-            if done:
-                print(f"convzoo train: {run_dir}/{name}: {done} an interrupted save", file=sys.stderr)
     logger = RunLogger(run_dir, enabled=context.is_main)
     if context.is_main:
         if not config.resume:  # a new run in an old folder starts a new metrics file
