@@ -185,3 +185,23 @@ def test_cli_refuses_options_of_another_task(tmp_path) -> None:
     args = parser.parse_args(["train", "--model", "mask_rcnn_r50_fpn", "--label-smoothing", "0.1"])
     with pytest.raises(ValueError, match="--label-smoothing: classification option.*detection task"):
         args.func(args)
+
+
+def test_cli_evaluates_a_torchvision_coco_checkpoint_without_a_run_folder(tmp_path, shared_data, capsys) -> None:
+    """torchvision's COCO detectors predict category ids (91 outputs): --label-ids category keeps every head layer
+    of the file and writes results with COCO's ids."""
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+    torch.save(fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), tmp_path / "tv.pth")
+    coco = shared_data / "coco128"
+    args = build_parser().parse_args([
+        "evaluate", "--model", "faster_rcnn_r50_fpn", "--pretrained", str(tmp_path / "tv.pth"),
+        "--pretrained-source", "torchvision", "--label-ids", "category", "--val-size", "2", "--min-size", "128",
+        "--max-size", "160", "--data", f"coco:{coco / 'annotations/instances_train2017.json'}:{coco / 'train2017'}",
+        "--out", str(tmp_path / "eval")])
+    metrics = args.func(args)
+    assert "dev:bbox:AP" in metrics and metrics["count"] == 2
+    assert "reinitialized" not in capsys.readouterr().err  # the 91-way head of the file is kept
+    ground_truth = json.loads((coco / "annotations/instances_train2017.json").read_text())
+    results = json.loads((tmp_path / "eval" / "detections_dev.json").read_text())
+    assert results and {r["category_id"] for r in results} <= {c["id"] for c in ground_truth["categories"]}

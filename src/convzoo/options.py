@@ -50,10 +50,15 @@ class DetectionOptions:
     hflip: float = 0.5  # horizontal flip probability
     proposals: str | None = None  # Fast R-CNN: JSON {image_id: [[x1, y1, x2, y2], ...]}
     backbone_weights: str | None = None  # ImageNet weights of the backbone classifier
+    # contiguous: label i is the data's i-th category; category: the label is the category id itself, as in
+    # torchvision's COCO checkpoints (91 outputs for COCO's ids 1..90)
+    label_ids: str = "contiguous"
 
     def __post_init__(self) -> None:
         if self.roi_method not in ("align", "pool"):
             raise ValueError(f"--roi-method must be align or pool, got {self.roi_method!r}")
+        if self.label_ids not in ("contiguous", "category"):
+            raise ValueError(f"--label-ids must be contiguous or category, got {self.label_ids!r}")
         if not 0.0 <= self.hflip <= 1.0:
             raise ValueError(f"--hflip must be a probability in [0, 1], got {self.hflip}")
         if not 0.0 <= self.score_thresh <= 1.0:

@@ -113,6 +113,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--train-size", type=int, help="training images: shapes generates N, coco/voc take the first N (default: 1000)")
     a("--val-size", type=int, help="dev images (coco/voc: the first N; 0: the training images) (default: 100)")
     a("--hflip", type=float, help="horizontal flip probability (default: 0.5)")
+    a("--label-ids", choices=("contiguous", "category"), help="what the model's labels are: the data's categories "
+      "in order, or their category ids as in torchvision's COCO checkpoints (default: contiguous)")
     a("--proposals", metavar="JSON", help="Fast R-CNN: external proposals "
       "{image_id: [[x1, y1, x2, y2], ...]} (default: none)")
 

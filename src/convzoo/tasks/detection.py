@@ -87,6 +87,13 @@ class DetectionTask(Task):
                 "category_ids": list(getattr(train, "category_ids", None) or range(len(train.classes))),
                 "iou_types": list(iou_types(self.model_name))}
         notes = []
+        if self.options.label_ids == "category":  # the model's label is the category id (torchvision's COCO)
+            names = dict(zip(info["category_ids"], info["class_names"]))
+            size = max(info["category_ids"]) + 1
+            info["class_names"] = [names.get(i, f"unused-{i}") for i in range(size)]
+            info["category_ids"] = list(range(size))
+            info["model_options"].update(num_classes=size, class_names=info["class_names"])
+            train = Relabeled(train, [int(c) for c in getattr(train, "category_ids", range(size))])
         if self._proposals:  # Fast R-CNN: boxes from outside, not flipped with the image, so no flip augmentation
             train = WithProposals(train, self._proposals)
         elif self.options.hflip:
@@ -170,6 +177,10 @@ class DetectionTask(Task):
         detections, image_ids = self.detect(unwrap_model(model), dataset, device, reducer.shard(dataset))
         results = reducer.gather(results_from_predictions(image_ids, detections, info.get("category_ids")))
         ground_truth = self.ground_truth(dataset, info)
+        # a label with no category in the ground truth (the unused ids of COCO's 1..90) can match nothing: dropped,
+        # as pycocotools ignores results outside params.catIds
+        known = {c["id"] for c in ground_truth["categories"]}
+        results = [r for r in results if r["category_id"] in known]
         metrics = {}
         for iou_type in info.get("iou_types", ["bbox"]):
             wanted = [r for r in results if iou_type == "bbox" or (iou_type == "segm" and "segmentation" in r)
@@ -223,6 +234,26 @@ class DetectionTask(Task):
         print(f"{len(results)} detections of {len(paths)} images (all scores >= the model's score threshold) -> "
               f"{out / 'detections.json'}")
         return {"images": len(paths), "detections": len(results), "out": str(out)}
+
+
+class Relabeled(Dataset):
+    """A detection data set whose target labels become ``mapping[label]`` (contiguous labels -> category ids);
+    everything else (ground truth, classes, keypoint names) is the wrapped data set's."""
+
+    def __init__(self, dataset: Dataset, mapping: Sequence[int]) -> None:
+        self.dataset, self.mapping = dataset, torch.tensor(list(mapping), dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, target = self.dataset[index]
+        return image, {**target, "labels": self.mapping[target["labels"]]}
+
+    def __getattr__(self, name: str):
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 def _first_source(source: str, load):
