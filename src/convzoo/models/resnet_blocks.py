@@ -6,6 +6,8 @@ as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,8 +15,9 @@ from torch import nn
 from convzoo.layers import batch_norm, conv
 
 
-def projection(ndim: int, in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    """Shortcut option B: a strided 1x1 convolution and BatchNorm where the shape changes."""
+def projection(ndim: int, in_channels: int, out_channels: int, stride: int | Sequence[int]) -> nn.Sequential:
+    """Shortcut option B: a strided 1x1 convolution and BatchNorm where the shape changes (``stride``: one per axis
+    or one for all)."""
     return nn.Sequential(conv(ndim, in_channels, out_channels, 1, stride, padding=0, bias=False),
                          batch_norm(ndim, out_channels))
 
