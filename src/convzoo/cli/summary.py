@@ -56,7 +56,16 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     kwargs = {key: value for key, value in (("num_classes", args.num_classes), ("in_chans", args.in_chans))
               if value is not None}
     model = create_model(args.model, **kwargs)
-    table = summary(model, args.input_size, depth=args.depth)
+    try:
+        table = summary(model, args.input_size, depth=args.depth)
+    except (ValueError, RuntimeError) as error:
+        if args.input_size is None:  # the model's own default input size: a failure is a bug, keep its traceback
+            raise
+        # The input size is the user's: a model that cannot run on it (too few channels, too small for its
+        # pooling, a 1D size for a 2D model) is a bad option value.
+        size = ",".join(map(str, args.input_size))
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--input-size {size}: {args.model} cannot run on inputs of this size ({reason})") from None
     print(f"{args.model}")
     print(table)
     return {"params": table.total_params, "macs": table.total_macs}
