@@ -333,6 +333,10 @@ CLI_CASES = [
          "1 input channels"),
     case("summary", ["summary", "vgg16", "--input-size", "3,8,8"], "--input-size 3,8,8", "vgg16"),
     case("summary", ["summary", "resnet18", "--input-size", "3,32"], "--input-size 3,32", "resnet18"),
+    case("summary", ["summary", "faster_rcnn_r50_fpn"], "faster_rcnn_r50_fpn is a detector"),
+    case("summary", ["summary", "spec:C-4-3-1-same,F,H-10", "--input-size", "1,8,8"], "--input-size 1,8,8",
+         "(28, 28)"),
+    case("summary", ["summary", "resnet18", "--input-size", "3,8,8,8"], "--input-size 3,8,8,8", "2D input"),
     case("models", ["models", "no_such*"], "no model matches 'no_such*'"),
     case("models", ["models", "--kind", "banana"], "--kind", "banana"),
     case("models", ["models", "resnet*", "--kind", "detector"], "no model of kind detector"),
@@ -609,6 +613,20 @@ def test_api_raises_value_error(function, kwargs, expected):
         function(**kwargs)
     for words in expected:
         assert words in str(error.value), str(error.value)
+
+
+def test_models_into_a_closed_pipe_is_quiet():
+    """``convzoo models | head -0``: the reader is gone before the first line; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen([sys.executable, "-m", "convzoo", "models"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    process.stdout.close()
+    stderr = process.communicate(timeout=60)[1].decode()
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert process.returncode in (0, 1), stderr
 
 
 def test_api_unknown_model_names_it():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from convzoo.registry import create_model
+from convzoo.registry import create_model, model_kind
 from convzoo.summary import summary
 
 
@@ -55,6 +55,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> dict[str, float]:
     kwargs = {key: value for key, value in (("num_classes", args.num_classes), ("in_chans", args.in_chans))
               if value is not None}
+    kind = model_kind(args.model)
+    if kind != "classifier":
+        raise ValueError(f"{args.model} is a {kind}; summary tabulates classifiers ('convzoo models --kind {kind}' "
+                         f"lists the parameters of the {kind}s)")
     model = create_model(args.model, **kwargs)
     try:
         table = summary(model, args.input_size, depth=args.depth)
