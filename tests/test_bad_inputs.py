@@ -215,7 +215,7 @@ def files(tmp_path_factory):
         _png(root / name / "JPEGImages" / "a.jpg", (20, 20))
     (root / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
     # a trained run (about 2 s) and broken copies of it
-    main(["train", *FAST, "--data", "digits", "--out", str(root / "run")])
+    main(["train", *FAST, "--batch-size", "128", "--data", "digits", "--out", str(root / "run")])
     for name, broken in RUN_COPIES.items():
         shutil.copytree(root / "run", root / name)
         broken(root / name)
@@ -349,7 +349,8 @@ CLI_CASES = [
     case("summary", ["summary", "resnet18", "--input-size", "1,32,32"], "--input-size", "3 input channels"),
     case("summary", ["summary", "resnet18", "--in-chans", "1", "--input-size", "3,32,32"], "--input-size",
          "1 input channels"),
-    case("summary", ["summary", "vgg16", "--input-size", "3,8,8"], "--input-size 3,8,8", "vgg16"),
+    case("summary", ["summary", "googlenet", "--input-size", "3,8,8"], "--input-size 3,8,8", "googlenet",
+         "too small"),
     case("summary", ["summary", "resnet18", "--input-size", "3,32"], "--input-size 3,32", "resnet18"),
     case("summary", ["summary", "faster_rcnn_r50_fpn"], "faster_rcnn_r50_fpn is a detector"),
     case("summary", ["summary", "spec:C-4-3-1-same,F,H-10", "--input-size", "1,8,8"], "--input-size 1,8,8",
@@ -514,7 +515,7 @@ CLI_CASES = [
                                             "with torch's advice to load it with weights_only=False")),
     case("train", ["train", "--resume", "{root}/run", "--lr", "0.5"], "--lr cannot change when resuming"),
     case("train", ["train", "--resume", "{root}/run", "--epochs", "0"], "--epochs must be positive"),
-    case("train", [*TRAIN, "--out", "{root}/run_taken"], "run_taken",
+    case("train", [*TRAIN, "--batch-size", "128", "--out", "{root}/run_taken"], "run_taken",
          marks=xfail("train/run.py", "a second run into a run folder is not refused")),
     case("evaluate", ["evaluate", "{root}/run_no_config"], "is not a convzoo run folder"),
     case("evaluate", ["evaluate", "{root}/run_bad_config"], "not valid JSON"),
