@@ -36,15 +36,6 @@ def check_targets(targets: list[dict], num_classes: int | None = None, num_image
         if not isinstance(boxes, torch.Tensor) or boxes.dim() != 2 or boxes.shape[-1] != 4:
             shape = list(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
             raise ValueError(f"target boxes must be Tensor[G, 4], got shape {shape} for image {index}")
-        if boxes.is_floating_point():
-            bad = torch.nonzero(~torch.isfinite(boxes).all(dim=1)).squeeze(1)
-            if len(bad):
-                raise ValueError(f"non-finite box {boxes[bad[0]].tolist()} in image {index}; target boxes must be "
-                                 "finite (x1, y1, x2, y2) pixels")
-        bad = torch.nonzero((boxes[:, 2:] <= boxes[:, :2]).any(dim=1)).squeeze(1)
-        if len(bad):
-            raise ValueError(f"degenerate box {boxes[bad[0]].tolist()} (x2 <= x1 or y2 <= y1) in image {index}; "
-                             "the detection data sets drop them (see convzoo.detection.data)")
         if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
                 or labels.dtype == torch.bool:
             kind = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
@@ -52,18 +43,28 @@ def check_targets(targets: list[dict], num_classes: int | None = None, num_image
         if labels.shape != (len(boxes),):
             raise ValueError(f"target labels must be Tensor[G] with G = {len(boxes)} boxes, got shape "
                              f"{list(labels.shape)} for image {index}")
-        high = "" if num_classes is None else f"..{num_classes - 1}"
-        bad = torch.nonzero((labels < 1) | (labels >= (num_classes or torch.iinfo(torch.int64).max))).squeeze(1)
-        if len(bad):
-            raise ValueError(f"target label {int(labels[bad[0]])} in image {index} is out of range; expected "
-                             f"1{high} (0 is the background)")
-        for key, rest in (("masks", "H, W"), ("keypoints", "K, 3")):
+        for key, dims in (("masks", "G, H, W"), ("keypoints", "G, K, 3")):
             value = target.get(key)
-            if value is not None and (not isinstance(value, torch.Tensor) or value.dim() != 1 + rest.count(",") + 1
+            if value is not None and (not isinstance(value, torch.Tensor) or value.dim() != 3
                                       or len(value) != len(boxes)):
                 shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"target {key} must be Tensor[G, {rest}] with G = {len(boxes)} boxes, got {shape} "
+                raise ValueError(f"target {key} must be Tensor[{dims}] with G = {len(boxes)} boxes, got {shape} "
                                  f"for image {index}")
+        # one device sync per image: the details are looked up only when something is wrong
+        non_finite = ~torch.isfinite(boxes).all(dim=1)
+        degenerate = (boxes[:, 2:] <= boxes[:, :2]).any(dim=1)
+        out_of_range = (labels < 1) | (labels >= num_classes) if num_classes is not None else labels < 1
+        if not bool((non_finite | degenerate | out_of_range).any()):
+            continue
+        if non_finite.any():
+            raise ValueError(f"non-finite box {boxes[non_finite][0].tolist()} in image {index}; target boxes must be "
+                             "finite (x1, y1, x2, y2) pixels")
+        if degenerate.any():
+            raise ValueError(f"degenerate box {boxes[degenerate][0].tolist()} (x2 <= x1 or y2 <= y1) in image "
+                             f"{index}; the detection data sets drop them (see convzoo.detection.data)")
+        high = "" if num_classes is None else f"..{num_classes - 1}"
+        raise ValueError(f"target label {int(labels[out_of_range][0])} in image {index} is out of range; expected "
+                         f"1{high} (0 is the background)")
 
 
 class RCNN(nn.Module):
