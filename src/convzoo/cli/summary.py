@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from convzoo.registry import create_model, model_keywords
+from convzoo.registry import create_model, model_keywords, model_kind
 from convzoo.summary import summary
 
 
@@ -74,8 +74,21 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
+    kind = model_kind(args.model)
+    if kind != "classifier":
+        raise ValueError(f"{args.model} is a {kind}; summary tabulates classifiers ('convzoo models --kind {kind}' "
+                         f"lists the parameters of the {kind}s)")
     model = create_model(args.model, **_model_kwargs(args))
-    table = summary(model, args.input_size, depth=args.depth)
+    try:
+        table = summary(model, args.input_size, depth=args.depth)
+    except (ValueError, RuntimeError) as error:
+        if args.input_size is None:  # the model's own default input size: a failure is a bug, keep its traceback
+            raise
+        # The input size is the user's: a model that cannot run on it (too few channels, too small for its
+        # pooling, a 1D size for a 2D model) is a bad option value.
+        size = ",".join(map(str, args.input_size))
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--input-size {size}: {args.model} cannot run on inputs of this size ({reason})") from None
     print(f"{args.model}")
     print(table)
     return {"params": table.total_params, "macs": table.total_macs}

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from convzoo.data.datasets import TensorImageDataset, collate_batch, fixed_split
-from convzoo.data.formats import read_cifar_batches, read_mnist_folder, read_npz
+from convzoo.data.formats import check_labels, read_cifar_batches, read_mnist_folder, read_npz
 from convzoo.data.imagefolder import (
     BadImageError,
     ImageFolderDataset,
@@ -72,6 +73,8 @@ def _need_path(name: str, path: Path | None) -> Path:
         raise ValueError(f"--data {name} needs a folder: --data {name}:PATH")
     if not path.exists():
         raise FileNotFoundError(f"--data {name}:{path}: no such file or folder")
+    if name != "mnist1d" and not path.is_dir():
+        raise NotADirectoryError(f"--data {name}:{path}: not a folder")
     return path
 
 
@@ -108,10 +111,32 @@ def _digits(augment: bool | None, image_size: int | None) -> DataSplits:
                           image_size, [str(i) for i in range(10)])
 
 
+def _mnist1d_arrays(path: Path) -> tuple[torch.Tensor, ...]:
+    """x [N, 1, L] float, y [N] int64, x_test, y_test of an MNIST-1D archive, checked."""
+    arrays = read_npz(path)
+    missing = [key for key in ("x", "y", "x_test", "y_test") if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: an MNIST-1D archive holds arrays 'x', 'y', 'x_test', 'y_test'; missing "
+                         f"{', '.join(repr(m) for m in missing)} (found {', '.join(map(repr, arrays)) or 'none'})")
+    tensors = []
+    for x_key, y_key in (("x", "y"), ("x_test", "y_test")):
+        x, y = arrays[x_key], arrays[y_key]
+        if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"{path}: {x_key!r} must be [N, L] signals (numbers), got {x.dtype} {list(x.shape)}")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{path}: {y_key!r} must be [N] integer labels, got {y.dtype} {list(y.shape)}")
+        if len(x) != len(y):
+            raise ValueError(f"{path}: {x_key!r} holds {len(x)} signals but {y_key!r} {len(y)} labels")
+        labels = torch.from_numpy(y).long()
+        check_labels(labels, 10, f"{path} {y_key!r}")
+        tensors += [torch.from_numpy(x).float().unsqueeze(1), labels]
+    if tensors[0].shape[-1] != tensors[2].shape[-1]:
+        raise ValueError(f"{path}: 'x' signals have length {tensors[0].shape[-1]}, 'x_test' {tensors[2].shape[-1]}")
+    return tuple(tensors)
+
+
 def _mnist1d(path: Path) -> DataSplits:
-    arrays = read_npz(path if path.is_file() else path / "mnist1d.npz")
-    x, y = torch.from_numpy(arrays["x"]).float().unsqueeze(1), torch.from_numpy(arrays["y"]).long()
-    x_test, y_test = torch.from_numpy(arrays["x_test"]).float().unsqueeze(1), torch.from_numpy(arrays["y_test"])
+    x, y, x_test, y_test = _mnist1d_arrays(path if path.is_file() else path / "mnist1d.npz")
     train_index, dev_index = fixed_split(len(x), [0.1])
     normalize = Standardize(x[train_index].mean().item(), x[train_index].std().item())
     full = TensorImageDataset(x, y, normalize)
@@ -131,6 +156,8 @@ def _imagefolder(path: Path, augment: bool | None, image_size: int | None, skip_
         bad = []
         if skip_bad_images:
             paths, labels, bad = drop_bad_images(paths, labels)
+            if not paths:
+                raise ValueError(f"no image under {root} can be decoded ({len(bad)} bad files skipped)")
         return paths, labels, classes, len(bad)
 
     folders = {name: path / name for name in ("train", "val", "dev", "test") if (path / name).is_dir()}
@@ -181,6 +208,10 @@ def load_data(spec: str = "digits", augment: bool | None = None, image_size: int
     path = _need_path(name, path)
     arrays = read_cifar_batches(path)
     bad, classes = 0, CIFAR10_CLASSES
+    if arrays is None and not (path / "train").is_dir():
+        raise FileNotFoundError(f"--data cifar10:{path}: no CIFAR-10 batches (data_batch_1 ... data_batch_5, "
+                                "test_batch, .bin or not, here or in cifar-10-batches-py/) and no train/ and test/ "
+                                "image folders")
     if arrays is None:  # an ImageFolder of the images: train/ and test/
         x_train, y_train, classes, bad_train = load_image_folder_tensor(path / "train", skip_bad_images)
         x_test, y_test, _, bad_test = load_image_folder_tensor(path / "test", skip_bad_images)

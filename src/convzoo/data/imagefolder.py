@@ -33,10 +33,11 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], torch.Tensor, list[
     paths, labels = [], []
     for index, name in enumerate(classes):
         files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the class folder {root / name}; "
+                                    "every class folder needs images (remove empty ones)")
         paths += files
         labels += [index] * len(files)
-    if not paths:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     return paths, torch.tensor(labels, dtype=torch.long), classes
 
 
@@ -87,6 +88,8 @@ def load_image_folder_tensor(root: str | Path, skip_bad_images: bool = False,
     if skip_bad_images:
         images: list[torch.Tensor] = []
         _, labels, bad = drop_bad_images(paths, labels, mode, loaded=images)
+        if not images:
+            raise ValueError(f"no image under {root} can be decoded ({len(bad)} bad files skipped)")
     else:
         images = [read_image(path, mode) for path in paths]
     sizes = {tuple(image.shape) for image in images}

@@ -22,16 +22,49 @@ from convzoo.detection.rpn import RegionProposalNetwork
 from convzoo.detection.transform import DetectionTransform, resize_boxes
 
 
-def check_targets(targets: list[dict]) -> None:
-    """Raise a ValueError naming the image and the box when a target box has no positive width and height."""
+def check_targets(targets: list[dict], num_classes: int | None = None, num_images: int | None = None) -> None:
+    """Raise a ValueError naming the image (and the box or label) when a target is not what detectors take:
+    ``boxes`` Tensor[G, 4] finite with positive width and height, ``labels`` Tensor[G] integers in
+    ``1..num_classes - 1`` (0 is the background), ``masks`` Tensor[G, H, W] and ``keypoints`` Tensor[G, K, 3]."""
+    if num_images is not None and len(targets) != num_images:
+        raise ValueError(f"{num_images} images but {len(targets)} targets; a detector takes one target per image")
     for index, target in enumerate(targets):
-        boxes = target["boxes"]
-        if boxes.dim() != 2 or boxes.shape[-1] != 4:
-            raise ValueError(f"target boxes must be Tensor[G, 4], got shape {list(boxes.shape)} for image {index}")
-        bad = torch.nonzero((boxes[:, 2:] <= boxes[:, :2]).any(dim=1)).squeeze(1)
-        if len(bad):
-            raise ValueError(f"degenerate box {boxes[bad[0]].tolist()} (x2 <= x1 or y2 <= y1) in image {index}; "
-                             "the detection data sets drop them (see convzoo.detection.data)")
+        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
+            found = sorted(target) if isinstance(target, dict) else type(target).__name__
+            raise ValueError(f"the target of image {index} must be a dict with 'boxes' and 'labels', got {found}")
+        boxes, labels = target["boxes"], target["labels"]
+        if not isinstance(boxes, torch.Tensor) or boxes.dim() != 2 or boxes.shape[-1] != 4:
+            shape = list(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
+            raise ValueError(f"target boxes must be Tensor[G, 4], got shape {shape} for image {index}")
+        if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
+                or labels.dtype == torch.bool:
+            kind = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ValueError(f"target labels must be an integer tensor (int64), got {kind} for image {index}")
+        if labels.shape != (len(boxes),):
+            raise ValueError(f"target labels must be Tensor[G] with G = {len(boxes)} boxes, got shape "
+                             f"{list(labels.shape)} for image {index}")
+        for key, dims in (("masks", "G, H, W"), ("keypoints", "G, K, 3")):
+            value = target.get(key)
+            if value is not None and (not isinstance(value, torch.Tensor) or value.dim() != 3
+                                      or len(value) != len(boxes)):
+                shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"target {key} must be Tensor[{dims}] with G = {len(boxes)} boxes, got {shape} "
+                                 f"for image {index}")
+        # one device sync per image: the details are looked up only when something is wrong
+        non_finite = ~torch.isfinite(boxes).all(dim=1)
+        degenerate = (boxes[:, 2:] <= boxes[:, :2]).any(dim=1)
+        out_of_range = (labels < 1) | (labels >= num_classes) if num_classes is not None else labels < 1
+        if not bool((non_finite | degenerate | out_of_range).any()):
+            continue
+        if non_finite.any():
+            raise ValueError(f"non-finite box {boxes[non_finite][0].tolist()} in image {index}; target boxes must be "
+                             "finite (x1, y1, x2, y2) pixels")
+        if degenerate.any():
+            raise ValueError(f"degenerate box {boxes[degenerate][0].tolist()} (x2 <= x1 or y2 <= y1) in image "
+                             f"{index}; the detection data sets drop them (see convzoo.detection.data)")
+        high = "" if num_classes is None else f"..{num_classes - 1}"
+        raise ValueError(f"target label {int(labels[out_of_range][0])} in image {index} is out of range; expected "
+                         f"1{high} (0 is the background)")
 
 
 class RCNN(nn.Module):
@@ -59,7 +92,7 @@ class RCNN(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("a detector in training mode needs targets (or call model.eval() first)")
-            check_targets(targets)
+            check_targets(targets, self.roi_heads.box_predictor.cls_score.out_features, len(images))
         original_sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
         batch, targets = self.transform(images, targets)
         features = self.backbone(batch.tensors)

@@ -24,6 +24,8 @@ Coordinate conventions of the kernels (read from torchvision's CPU kernels, chec
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torchvision
 from torch import Tensor
@@ -33,11 +35,33 @@ from convzoo.detection import roi_align_grad
 Rois = Tensor | list[Tensor]
 
 
+def _check_nms_inputs(function: str, boxes: Tensor, scores: Tensor, iou_threshold: float,
+                      idxs: Tensor | None = None) -> None:
+    """Raise a ValueError naming the argument when NMS inputs are malformed or not finite (the kernel would
+    silently keep or drop NaN boxes and scores)."""
+    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[-1] != 4 or not boxes.is_floating_point():
+        shape = f"{boxes.dtype} {list(boxes.shape)}" if isinstance(boxes, Tensor) else type(boxes).__name__
+        raise ValueError(f"{function}: boxes must be a float Tensor[N, 4] (x1, y1, x2, y2), got {shape}")
+    for name, value in (("scores", scores), ("idxs", idxs)):
+        if value is not None and (not isinstance(value, Tensor) or value.shape != (len(boxes),)):
+            shape = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{function}: {name} must be Tensor[N] with N = {len(boxes)} boxes, got {shape}")
+    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, numbers.Real) or not 0 <= iou_threshold <= 1:
+        raise ValueError(f"{function}: iou_threshold must be a number in [0, 1], got {iou_threshold!r}")
+    finite = torch.isfinite(boxes).all(dim=1)
+    if not bool(finite.all()):
+        raise ValueError(f"{function}: boxes must be finite, got {boxes[~finite][0].tolist()}")
+    if bool(torch.isnan(scores).any()):
+        raise ValueError(f"{function}: scores must not be NaN (score of box {int(torch.isnan(scores).nonzero()[0])})")
+
+
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
-    """Non-maximum suppression of ``boxes`` Tensor[N, 4] (xyxy) with ``scores`` Tensor[N].
+    """Non-maximum suppression of ``boxes`` Tensor[N, 4] (xyxy, finite) with ``scores`` Tensor[N] (not NaN) at
+    ``iou_threshold`` in [0, 1].
 
     Returns the kept indices, Tensor[K] int64, in order of decreasing score.
     """
+    _check_nms_inputs("nms", boxes, scores, iou_threshold)
     return torchvision.ops.nms(boxes, scores, iou_threshold)
 
 
@@ -46,6 +70,7 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
 
     Returns the kept indices, Tensor[K] int64, in order of decreasing score.
     """
+    _check_nms_inputs("batched_nms", boxes, scores, iou_threshold, idxs)
     return torchvision.ops.batched_nms(boxes, scores, idxs, iou_threshold)
 
 

@@ -116,6 +116,12 @@ class DetectionTransform(nn.Module):
             if image.dim() != 3:
                 raise ValueError(f"images are expected as Tensor[C, H, W], got shape {list(image.shape)} "
                                  f"at index {index}")
+            channels = len(self.mean)
+            if image.shape[0] != channels:
+                raise ValueError(f"this detector takes {channels}-channel images (Tensor[{channels}, H, W]), got "
+                                 f"shape {list(image.shape)} at index {index}")
+            if not image.is_floating_point():
+                raise ValueError(f"images are expected as floats in [0, 1], got {image.dtype} at index {index}")
             image, target = self.resize(self.normalize(image), targets[index] if targets is not None else None)
             resized.append(image)
             if new_targets is not None:
