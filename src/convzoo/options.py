@@ -70,5 +70,8 @@ class DetectionOptions:
             value = getattr(self, name)
             if value is not None and value < (0 if name == "trainable_layers" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.min_size is not None and self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError(f"--max-size {self.max_size} is smaller than --min-size {self.min_size}; the longest "
+                             "side cannot be shorter than the shortest")
         if self.anchor_sizes is not None and any(size <= 0 for size in self.anchor_sizes):
             raise ValueError(f"--anchor-sizes must be positive, got {self.anchor_sizes}")

@@ -168,7 +168,12 @@ def _nonnegative(array: np.ndarray, records: list, kind: str, what: str) -> None
 
 
 def to_rle(segmentation: Any, height: int, width: int) -> dict:
-    """One compressed RLE from a polygon list, an uncompressed RLE or a compressed RLE (pycocotools' ``annToRLE``)."""
+    """One compressed RLE from a polygon list, an uncompressed RLE or a compressed RLE (pycocotools' ``annToRLE``).
+
+    Checked first, so that a malformed one is a ValueError saying what is wrong rather than pycocotools' errors:
+    polygons are non-empty lists of at least 3 (x, y) points (an even count of numbers); an RLE has ``size``
+    [h, w] (two non-negative integers) and ``counts`` a string (compressed) or integers summing to h * w."""
+    _check_segmentation(segmentation)
     if isinstance(segmentation, list):
         return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
@@ -176,6 +181,35 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
     if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
         return segmentation
     raise ValueError(f"expected polygons or an RLE dict, got {type(segmentation).__name__}")
+
+
+def _check_segmentation(segmentation: Any) -> None:
+    if isinstance(segmentation, list):
+        if not segmentation:
+            raise ValueError("an empty polygon list")
+        for polygon in segmentation:
+            if not isinstance(polygon, (list, tuple)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon):
+                raise ValueError("a polygon must be a list of numbers x1, y1, x2, y2, ...")
+            if len(polygon) % 2 or len(polygon) < 6:
+                raise ValueError(f"a polygon needs an even count of at least 6 numbers (3 points), got "
+                                 f"{len(polygon)}")
+        return
+    if not isinstance(segmentation, dict):
+        return
+    size, counts = segmentation.get("size"), segmentation.get("counts")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)):
+        raise ValueError(f"an RLE needs 'size' [height, width] (two integers >= 0), got {size!r}")
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise ValueError("uncompressed RLE 'counts' must be integers >= 0")
+        if sum(counts) != size[0] * size[1]:
+            raise ValueError(f"uncompressed RLE 'counts' sum to {sum(counts)}, not height * width = "
+                             f"{size[0] * size[1]}")
+    elif not isinstance(counts, (str, bytes)):
+        raise ValueError(f"RLE 'counts' must be a string (compressed) or a list of integers, got "
+                         f"{type(counts).__name__}")
 
 
 def _rles(records: list, image: np.ndarray, sizes: np.ndarray, kind: str, default_boxes=None) -> list:

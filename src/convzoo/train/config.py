@@ -27,6 +27,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 32, "optimizer": 
 LR_DEFAULTS = {"sgd": 0.1, "rmsprop": 0.045, "adam": 1e-3, "adamw": 1e-3}
 CHOICES = {"optimizer": ("sgd", "rmsprop", "adam", "adamw"), "schedule": ("constant", "step", "cosine", "one-cycle"),
            "amp": (None, "bf16", "fp16"), "clock": ("wall", "cpu")}
+FLOAT32_MAX = 3.4028234663852886e38
 # the nested option groups and the task that reads each
 TASK_OPTIONS = {"classification": ClassificationOptions, "detection": DetectionOptions}
 
@@ -81,6 +82,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed and not (name == "optimizer" and value is None):
                 raise ValueError(f"--{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        integers = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every,
+                    "threads": self.threads, "image_size": self.image_size, "workers": self.workers, "seed": self.seed}
+        for name, value in integers.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer, got {value!r}")
+        numbers = {"lr": self.lr, "momentum": self.momentum, "warmup": self.warmup, "gamma": self.gamma,
+                   "weight_decay": self.weight_decay, "max_minutes": self.max_minutes, "grad_clip": self.grad_clip}
+        for name, value in numbers.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every,
                     "threads": self.threads, "image_size": self.image_size}
         for name, value in positive.items():
@@ -91,6 +102,9 @@ class TrainConfig:
         for name, value in non_negative.items():
             if value is not None and not (0 <= value < math.inf):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.lr is not None and self.lr > FLOAT32_MAX:  # finite here, infinite in the float32 parameters
+            raise ValueError(f"--lr {self.lr} overflows float32 (the parameters' type); expected a learning rate such "
+                             "as 0.1")
         if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
             raise ValueError(f"--grad-clip must be a positive number, got {self.grad_clip}")
         if any(not 0 < m < 1 for m in self.milestones):

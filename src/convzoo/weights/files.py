@@ -70,7 +70,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if _file_format(path) == "safetensors":
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except Exception as error:  # safetensors' SafetensorError (zero-byte, garbage, truncated, huge header)
+            if isinstance(error, FileNotFoundError):
+                raise
+            raise ValueError(f"{path} is not a readable safetensors file ({type(error).__name__}: "
+                             f"{str(error)[:200]})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
