@@ -145,6 +145,27 @@ def test_kill_9_during_a_save_then_resume_is_bit_exact(tmp_path, uninterrupted, 
     assert all(torch.equal(uninterrupted[k], cut[k]) for k in uninterrupted)
 
 
+DETECTOR_ARGV = ["--model", "faster_rcnn_r50_fpn", "--backbone", "resnet18", "--small", "--data", "shapes",
+                 "--image-size", "64", "--min-size", "64", "--max-size", "64", "--train-size", "4", "--val-size", "2",
+                 "--batch-size", "2", "--epochs", "2", "--device", "cpu", "--deterministic", "--seed", "3",
+                 "--threads", "1", "--no-progress"]
+
+
+def test_kill_9_of_a_detector_run_then_resume_is_bit_exact(tmp_path):
+    """The same for the detection task: killed before the commit record of its third save (epoch 2's last), so the
+    resumed run trains epoch 2 again from epoch 1's checkpoint."""
+    run = [sys.executable, "-m", "convzoo", "train", *DETECTOR_ARGV]
+    subprocess.run([*run, "--out", str(tmp_path / "full")], env=ENV, check=True, capture_output=True, timeout=300)
+    killed = subprocess.run([*run, "--out", str(tmp_path / "cut")], capture_output=True, timeout=300,
+                            env={**ENV, "CONVZOO_CHECKPOINT_FAULT": "weights:3"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = subprocess.run([sys.executable, "-m", "convzoo", "train", "--resume", str(tmp_path / "cut")], env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_one_owner_per_run_folder(tmp_path):
     run_dir = tmp_path / "run"
     with claim_run_folder(run_dir, resume=False):
