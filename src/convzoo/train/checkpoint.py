@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import random
 import uuid
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from convzoo.tasks.base import unwrap_model
-from convzoo.weights.files import atomic_write, independent_tensors
+from convzoo.weights.files import atomic_write, independent_tensors, load_torch_file
 
 # A fault-injection hook for tests: called with the name of each step of a save ("weights", "state", "commit",
 # "weights-renamed", "state-renamed", "done"); it may raise (a full disk) or kill the process (a crash). The
@@ -172,14 +171,7 @@ def load_checkpoint(folder: str | Path, name: str, model: nn.Module | None = Non
     for path in (weights_path, state_path):
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint {path}")
-    try:
-        state = torch.load(state_path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(f"{state_path} holds objects other than tensors and plain containers; convzoo reads it only "
-                         f"with torch.load(weights_only=True) and never unpickles them ({str(error)[:200]})") from None
-    except (RuntimeError, EOFError, KeyError, IndexError, TypeError, AttributeError) as error:
-        raise ValueError(f"{state_path} is not a convzoo training state ({type(error).__name__}: "
-                         f"{str(error)[:200]})") from None
+    state = load_torch_file(state_path, map_location, what="a convzoo training state")
     if not isinstance(state, dict):
         raise ValueError(f"{state_path} is not a convzoo training state (a {type(state).__name__}, not a dict)")
     weights, metadata = read_weights(weights_path)

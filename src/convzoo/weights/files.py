@@ -77,16 +77,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 raise
             raise ValueError(f"{path} is not a readable safetensors file ({type(error).__name__}: "
                              f"{str(error)[:200]})") from None
+    return unwrap_state_dict(load_torch_file(path), str(path))
+
+
+def load_torch_file(path: str | os.PathLike, map_location: str | torch.device = "cpu", what: str = "a PyTorch "
+                    "checkpoint file"):
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never other objects; a file
+    with anything else, a truncated or a foreign one, is a ValueError naming ``path`` (as ``what`` it is not)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(f"{path} holds objects other than tensors and plain containers; convzoo loads it only with "
-                         f"torch.load(weights_only=True) and never unpickles arbitrary objects ({error})") from None
+        raise ValueError(f"{path} holds objects other than tensors and plain containers; convzoo reads it only with "
+                         f"torch.load(weights_only=True) and never unpickles them ({str(error)[:200]})") from None
     except (KeyError, EOFError, RuntimeError, IndexError, TypeError, AttributeError) as error:
         # a truncated or foreign file: the unpickler's own message (a bare memo index) names nothing
-        raise ValueError(f"{path} is not a PyTorch checkpoint file (torch.load failed: "
-                         f"{type(error).__name__}: {error})") from None
-    return unwrap_state_dict(obj, str(path))
+        raise ValueError(f"{path} is not {what} (torch.load failed: {type(error).__name__}: "
+                         f"{str(error)[:200]})") from None
 
 
 def independent_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
