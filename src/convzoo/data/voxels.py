@@ -7,7 +7,7 @@ frame (about the unit ball), sampled at the voxel centres of a 32^3 grid over [-
 jitter), a random shift and the dropout of a random fraction (0 to 30%) of the surface voxels (occupied voxels with
 an empty 6-neighbour), as a range sensor misses some of the surface. Labels are balanced (``i mod K`` for sample
 ``i``, then shuffled) and each split comes from its own seed. Everything is vectorized over a chunk of grids:
-``generate_voxels(2000)`` takes about 2 s on one core.
+``generate_voxels(2000)`` takes about 4 s on one core (measured: 3.9 s).
 
 A user's folder: ``DIR/<class>/*.npy|*.npz`` (split 70/10/20 by a fixed permutation) or ``DIR/train/<class>/``
 with ``DIR/test/<class>/`` (and optionally ``val/`` or ``dev/``; otherwise a tenth of train is the dev split). Each
