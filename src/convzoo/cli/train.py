@@ -45,7 +45,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a = engine.add_argument
     a("--model", help=f"a registered model (convzoo models) or spec:STRING (default: {model})")
     a("--data", help="classification: digits | mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | imagefolder:DIR | "
-      "mnist1d:FILE | voxels[:DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR (default: " + data + ")")
+      "mnist1d:FILE | voxels[:DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR "
+      "(default: " + data + ")")
     a("--image-size", type=int, help="classification: resize images to this side (default: the data set's, 224 for "
       "photos); detection shapes: the side of the generated images (default: 128)")
     a("--pretrained", metavar="FILE", help="initial weights of the whole model: a convzoo, torchvision or "
