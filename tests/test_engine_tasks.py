@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from run_helpers import assert_same_weights, weights
 
 from convzoo.tasks import DetectionOptions
 from convzoo.train import Budget, NonFiniteLossError, TrainConfig, fit
@@ -37,16 +37,6 @@ DDP_ARGS = {
                   "64", "--min-size", "64", "--max-size", "64", "--train-size", "4", "--val-size", "3",
                   "--batch-size", "2"],
 }
-
-
-def weights(run_dir) -> dict[str, torch.Tensor]:
-    return load_file(os.path.join(run_dir, "last.safetensors"))
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 @pytest.fixture(params=sorted(TASKS))

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import torch
+from run_helpers import assert_same_weights, weights
 from safetensors.torch import load_file
 from torch import nn
 
@@ -141,8 +142,7 @@ def test_kill_9_during_a_save_then_resume_is_bit_exact(tmp_path, uninterrupted, 
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "removed the stale lock" in resumed.stderr
-    cut = load_file(tmp_path / "cut" / "last.safetensors")
-    assert all(torch.equal(uninterrupted[k], cut[k]) for k in uninterrupted)
+    assert_same_weights(uninterrupted, weights(tmp_path / "cut"))
 
 
 DETECTOR_ARGV = ["--model", "faster_rcnn_r50_fpn", "--backbone", "resnet18", "--small", "--data", "shapes",
@@ -162,8 +162,7 @@ def test_kill_9_of_a_detector_run_then_resume_is_bit_exact(tmp_path):
     resumed = subprocess.run([sys.executable, "-m", "convzoo", "train", "--resume", str(tmp_path / "cut")], env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
 
 
 def test_one_owner_per_run_folder(tmp_path):

@@ -4,11 +4,10 @@ frozen BN, transfer learning. The guarantees shared by every task are in test_en
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from run_helpers import assert_same_weights, weights
 
 from convzoo.cli import build_parser
 from convzoo.train.config import TrainConfig
@@ -26,16 +25,6 @@ def tiny(tmp_path, name: str, *extra: str) -> list[str]:
     return ["--model", TINY, "--batch-size", "64", "--device", "cpu", "--deterministic", "--seed", "3",
             "--threads", "1",
             "--out", str(tmp_path / name), *extra]
-
-
-def weights(run_dir) -> dict[str, torch.Tensor]:
-    return load_file(os.path.join(run_dir, "last.safetensors"))
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def test_run_leaves_everything_and_evaluate_agrees(tmp_path, capsys):

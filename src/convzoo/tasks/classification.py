@@ -62,18 +62,14 @@ def load_pretrained(model: nn.Module, path: str | Path, source: str = "auto") ->
     the rest is loaded; any other mismatch is an error naming the keys. ``source="auto"`` tries convzoo's names,
     then torchvision's, then timm's, and reports the first failure if none fits.
     """
-    from convzoo.weights import SOURCES, WeightsMismatchError, load_weights
+    from convzoo.weights import first_fitting_source, load_weights
 
-    first_error = None
-    for candidate in SOURCES if source == "auto" else (source,):
-        try:
-            report = load_weights(model, path, source=candidate, ignore_mismatched_head=True)
-        except WeightsMismatchError as error:
-            first_error = first_error or error
-            continue
+    def load(candidate: str) -> nn.Module:
+        report = load_weights(model, path, source=candidate, ignore_mismatched_head=True)
         print(f"--pretrained {path} ({candidate}): {report}", file=sys.stderr)
         return model
-    raise first_error
+
+    return first_fitting_source(source, load)
 
 
 class ClassificationTask(Task):

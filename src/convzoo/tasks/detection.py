@@ -33,7 +33,7 @@ from convzoo.tasks.detection_build import (
     model_options,
     read_proposals,
 )
-from convzoo.weights import load_weights
+from convzoo.weights import first_fitting_source, load_weights
 
 
 def given_proposals(targets: list[dict]) -> list[torch.Tensor] | None:
@@ -112,7 +112,7 @@ class DetectionTask(Task):
         backbone = None
         if initialize and self.options.backbone_weights:
             name = options.get("backbone") or default_backbone(options["name"])
-            backbone = _first_source(self.pretrained_source, lambda source: backbone_state(
+            backbone = first_fitting_source(self.pretrained_source, lambda source: backbone_state(
                 name, self.options.backbone_weights, source))
         model = build_detector(options, backbone)
         if initialize and self.pretrained:  # layers that follow the label set stay fresh when their shapes differ
@@ -120,7 +120,7 @@ class DetectionTask(Task):
                 report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
                 print(f"--pretrained {self.pretrained} ({source}): {report}", file=sys.stderr)
 
-            _first_source(self.pretrained_source, load)
+            first_fitting_source(self.pretrained_source, load)
         return model
 
     # steps ------------------------------------------------------------------------------------------------------
@@ -254,20 +254,6 @@ class Relabeled(Dataset):
         if name == "dataset":
             raise AttributeError(name)
         return getattr(self.dataset, name)
-
-
-def _first_source(source: str, load):
-    """``load(source)``; with "auto", convzoo's names, then torchvision's, then timm's, reporting the first
-    mismatch if none fits (as classification's ``load_pretrained``)."""
-    from convzoo.weights import SOURCES, WeightsMismatchError
-
-    first_error = None
-    for candidate in SOURCES if source == "auto" else (source,):
-        try:
-            return load(candidate)
-        except WeightsMismatchError as error:
-            first_error = first_error or error
-    raise first_error
 
 
 def _read_image(path: str) -> torch.Tensor:

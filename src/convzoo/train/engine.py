@@ -103,7 +103,7 @@ def _read(sums: dict[str, torch.Tensor], carried: dict[str, float]) -> dict[str,
     return {k: carried.get(k, 0.0) + (sums[k].item() if k in sums else 0.0) for k in sorted(keys)}
 
 
-class _Heartbeat:
+class Heartbeat:
     """Without a terminal (a log file), a line to stderr every ``every`` seconds instead of a progress bar."""
 
     def __init__(self, every: float, label: str, total: int) -> None:
@@ -120,7 +120,7 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
                     state: TrainState, lr_at: Callable[[int, int], float], options: StepOptions, budget: Budget,
                     scaler: torch.amp.GradScaler | None = None,
                     callbacks: Iterable[Callable[[TrainState, nn.Module], None]] = (), progress=None,
-                    heartbeat: _Heartbeat | None = None) -> dict[str, float]:
+                    heartbeat: Heartbeat | None = None) -> dict[str, float]:
     """Run the batches of ``loader`` (already positioned after ``state.batch`` batches); return the epoch's sums.
 
     ``lr_at(step, schedule_step)`` is the learning rate of a step (:func:`convzoo.train.optim.budget_learning_rate`).
@@ -168,8 +168,8 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
                 sums[key] = sums.get(key, 0) + value.detach().double()
         state.batch += 1
         state.step += 1
-        if state.batch % options.sync_every == 0 and (progress is not None or heartbeat is not None):
-            done = _read(sums, carried)
+        done = _read(sums, carried) if state.batch % options.sync_every == 0 else None  # a device sync
+        if done is not None and (progress is not None or heartbeat is not None):
             seen = done["count"] - carried.get("count", 0.0)
             per_second = f"{seen / max(time.perf_counter() - start, 1e-9):.0f}"
             text = {"loss": f"{done['loss'] / max(done['count'], 1):.4f}", "samples_s": per_second,
@@ -180,7 +180,8 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
                 heartbeat(state.batch, " ".join(f"{k}={v}" for k, v in text.items()))
         if progress is not None:
             progress.update(1)
-        state.sums = _read(sums, carried) if options.sync_every == 1 else state.sums
+        if done is not None:  # what a checkpoint taken by a callback or Ctrl-C holds
+            state.sums = done
         state.seconds = budget.elapsed()
         for callback in callbacks:
             callback(state, model)

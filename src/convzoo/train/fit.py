@@ -40,10 +40,10 @@ from convzoo.train.checkpoint import load_checkpoint, recover, rng_state, save_c
 from convzoo.train.config import TrainConfig, absolute_data, read_run_file
 from convzoo.train.engine import (
     Budget,
+    Heartbeat,
     NonFiniteLossError,
     StepOptions,
     TrainState,
-    _Heartbeat,
     autocast,
     epoch_metrics,
     make_loader,
@@ -190,8 +190,9 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
                 print(f"convzoo train: {run_dir}/{name}: {done} an interrupted save", file=sys.stderr)
     state = TrainState()
     if config.resume:
-        if read_run_file(run_dir).get("task") not in (None, task.name):
-            raise ValueError(f"--resume {run_dir}: the run is a {read_run_file(run_dir)['task']} run")
+        saved_task = read_run_file(run_dir).get("task")
+        if saved_task not in (None, task.name):
+            raise ValueError(f"--resume {run_dir}: the run is a {saved_task} run")
         saved = load_checkpoint(run_dir, "last", model, map_location=device)
         optimizer.load_state_dict(saved["optimizer"])
         if scaler is not None and saved["scaler"]:
@@ -256,7 +257,7 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
                           desc=label, dynamic_ncols=True) as bar:
                     sums = train_one_epoch(task, trained, train_loader, optimizer, state, lr_at, options, budget,
                                            scaler, callbacks, bar if show_bar else None,
-                                           _Heartbeat(beat_every, label, steps_per_epoch))
+                                           Heartbeat(beat_every, label, steps_per_epoch))
                 if state.stop_requested:
                     raise KeyboardInterrupt
                 if state.out_of_time and state.batch == 0:

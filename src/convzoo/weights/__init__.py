@@ -8,10 +8,10 @@
 """
 
 from convzoo.weights.files import read_state_dict, save_weights, unwrap_state_dict
-from convzoo.weights.load import LoadReport, WeightsMismatchError, head_keys, load_weights
+from convzoo.weights.load import LoadReport, WeightsMismatchError, first_fitting_source, head_keys, load_weights
 from convzoo.weights.mapping import SOURCES, map_names
 
 __all__ = [
-    "SOURCES", "LoadReport", "WeightsMismatchError", "head_keys", "load_weights", "map_names", "read_state_dict",
-    "save_weights", "unwrap_state_dict",
+    "SOURCES", "LoadReport", "WeightsMismatchError", "first_fitting_source", "head_keys", "load_weights", "map_names",
+    "read_state_dict", "save_weights", "unwrap_state_dict",
 ]

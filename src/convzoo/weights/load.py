@@ -11,15 +11,18 @@ more) and the report says so.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from convzoo.weights.adapt import adapt_first_conv
 from convzoo.weights.files import read_state_dict, unwrap_state_dict
-from convzoo.weights.mapping import INCOMPATIBLE, map_names
+from convzoo.weights.mapping import INCOMPATIBLE, SOURCES, map_names
+
+T = TypeVar("T")
 
 _SHOWN = 12  # keys listed per kind in an error message
 
@@ -170,3 +173,15 @@ def _mismatch_message(model: nn.Module, where: str, source: str, state: Mapping[
         lines.append("  only the classifier differs: pass ignore_mismatched_head=True to keep a freshly initialized "
                      "classifier (fine-tuning to other classes)")
     return "\n".join(lines)
+
+
+def first_fitting_source(source: str, load: Callable[[str], T]) -> T:
+    """``load(source)``; with ``source="auto"``, convzoo's names, then torchvision's, then timm's: the first that
+    fits, or the first mismatch when none does (``--pretrained-source auto``)."""
+    first_error = None
+    for candidate in SOURCES if source == "auto" else (source,):
+        try:
+            return load(candidate)
+        except WeightsMismatchError as error:
+            first_error = first_error or error
+    raise first_error
