@@ -7,6 +7,7 @@ VOC: ``evaluate_voc(read_voc_folder("Annotations"), result_dicts, use_07_metric=
 ``voc_mean_ap(gt_dict, result_dicts)``. Boxes are continuous ``(x1, y1, x2, y2)`` pixels everywhere; a VOC XML box
 ``(xmin, ymin, xmax, ymax)`` reads as ``(xmin - 1, ymin - 1, xmax, ymax)``.
 Training loops: ``DetectionMetric`` (``update(predictions, targets)``, ``compute()``, ``reset()``).
+Segmentation: ``segmentation_scores(predictions, targets, num_classes)`` (mIoU from one confusion matrix).
 pycocotools' API: ``COCO``, ``COCOeval``, ``Params`` (same signatures and outputs); ``init_as_pycocotools()`` puts
 them in place of ``pycocotools.coco`` and ``pycocotools.cocoeval``, quirks included.
 """
@@ -24,6 +25,7 @@ from convzoo.evaluation.compat import init_as_pycocotools
 from convzoo.evaluation.metric import DetectionMetric
 from convzoo.evaluation.pycoco import COCO, PycocotoolsCOCO
 from convzoo.evaluation.pycocoeval import COCOeval, Params, PycocotoolsCOCOeval
+from convzoo.evaluation.segmentation import confusion_matrix, scores_from_confusion, segmentation_scores
 from convzoo.evaluation.voc import (
     VocResult,
     evaluate_voc,
@@ -37,4 +39,5 @@ from convzoo.evaluation.voc import (
 __all__ = ["COCO", "COCOeval", "CocoDetections", "CocoGroundTruth", "CocoResult", "DetectionMetric", "Params",
            "PycocotoolsCOCO", "PycocotoolsCOCOeval", "VocResult", "encode_mask", "evaluate_coco", "evaluate_voc",
            "init_as_pycocotools", "parse_detections", "parse_ground_truth", "read_json", "read_voc_folder",
-           "read_voc_xml", "results_from_predictions", "summary_stats", "voc_ap", "voc_class_ap", "voc_mean_ap"]
+           "read_voc_xml", "results_from_predictions", "summary_stats", "voc_ap", "voc_class_ap", "voc_mean_ap",
+           "confusion_matrix", "scores_from_confusion", "segmentation_scores"]
