@@ -3,13 +3,22 @@ the losses against hand-computed cases."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import convzoo
 from convzoo.model_table import shape_only
-from convzoo.models.segmentation import unet_output_size
+from convzoo.models.segmentation import (
+    dice_loss,
+    pixel_cross_entropy,
+    segmentation_loss,
+    unet_output_size,
+    unet_weight_map,
+)
 from convzoo.summary import count_params
 
 
@@ -64,3 +73,67 @@ def test_unet_same_padding_gives_the_input_resolution():
         model(torch.randn(1, 1, 32, 32))
     with pytest.raises(ValueError, match="padding must be 'same'"):
         convzoo.create_model("unet", padding="SAME")
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+
+
+def test_cross_entropy_with_ignore_index_equals_torch():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 4, 5, 6), torch.randint(0, 4, (2, 5, 6))
+    target[0, :2] = 255
+    losses = segmentation_loss({"out": logits}, target)
+    assert set(losses) == {"ce"}
+    assert torch.allclose(losses["ce"], F.cross_entropy(logits, target, ignore_index=255), atol=1e-6)
+    ones = torch.ones(2, 5, 6)
+    assert torch.allclose(pixel_cross_entropy(logits, target, weight_map=ones), losses["ce"], atol=1e-6)
+    twice = pixel_cross_entropy(logits, target, weight_map=2 * ones)
+    assert torch.allclose(twice, 2 * losses["ce"], atol=1e-6)
+    assert pixel_cross_entropy(logits, torch.full_like(target, 255)) == 0  # no counted pixel: 0, not NaN
+
+
+def test_aux_and_dice_terms_are_weighted_and_named():
+    torch.manual_seed(0)
+    out, aux, target = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4), torch.randint(0, 3, (1, 4, 4))
+    losses = segmentation_loss({"out": out, "aux": aux}, target, dice_weight=0.5, aux_weight=0.4)
+    assert set(losses) == {"ce", "aux", "dice"}
+    assert torch.allclose(losses["aux"], 0.4 * F.cross_entropy(aux, target))
+    assert torch.allclose(losses["dice"], 0.5 * dice_loss(out, target))
+    assert set(segmentation_loss({"out": out, "aux": aux}, target, aux_weight=0)) == {"ce"}
+    with pytest.raises(ValueError, match="dice_weight must be a finite number >= 0"):
+        segmentation_loss({"out": out}, target, dice_weight=-1)
+    with pytest.raises(ValueError, match=r"do not fit the target of shape \[1, 3, 3\]"):
+        segmentation_loss({"out": out}, target[:, :3, :3])
+
+
+def test_dice_on_a_hand_computed_case():
+    # pixels: (target 0, p = (0.75, 0.25)), (target 1, p = (0.25, 0.75)), (ignored). Per class: intersection 0.75,
+    # sum p = 1, sum t = 1: Dice = (2 * 0.75 + 1) / (1 + 1 + 1) = 5/6 with smooth 1, 0.75 with smooth 0
+    probs = torch.tensor([[0.75, 0.25, 0.5], [0.25, 0.75, 0.5]]).reshape(1, 2, 1, 3)
+    target = torch.tensor([[[0, 1, 255]]])
+    assert torch.allclose(dice_loss(probs.log(), target), torch.tensor(1 - 5 / 6))
+    assert torch.allclose(dice_loss(probs.log(), target, smooth=0.0), torch.tensor(0.25))
+    perfect = F.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float() * 100
+    assert dice_loss(perfect, target) < 1e-6
+
+
+def test_unet_weight_map_on_two_blobs():
+    mask = torch.zeros(10, 12, dtype=torch.long)
+    mask[3:7, 2:5] = 1  # blob 1: rows 3-6, columns 2-4
+    mask[3:7, 7:10] = 1  # blob 2: rows 3-6, columns 7-9; the gap is columns 5-6
+    w = unet_weight_map(mask)
+    # class balance: 120 pixels, 24 foreground, 96 background, 2 classes: w_1 = 120 / 48, w_0 = 120 / 192
+    assert w[4, 3].item() == pytest.approx(2.5)
+    border = lambda d1, d2: 10 * math.exp(-(d1 + d2) ** 2 / (2 * 5 ** 2))  # noqa: E731  (Eq. 2)
+    assert w[4, 5].item() == pytest.approx(0.625 + border(1, 2), rel=1e-6)  # in the gap: 1 from blob 1, 2 from 2
+    assert w[0, 0].item() == pytest.approx(0.625 + border(math.sqrt(13), math.sqrt(58)), rel=1e-6)
+    assert w[4, 5] > w[0, 5] > w[0, 0]  # the gap between the touching objects weighs most
+    one_blob = mask.clone()
+    one_blob[:, 6:] = 0
+    assert unet_weight_map(one_blob)[4, 5].item() == pytest.approx(120 / (2 * 108))  # no second object: w_c only
+    ignored = mask.clone()
+    ignored[0] = 255
+    fixed = unet_weight_map(ignored, class_weights=[1.0, 3.0], w0=0.0)
+    assert fixed[0].eq(0).all() and fixed[4, 3] == 3 and fixed[4, 5] == 1
+    with pytest.raises(ValueError, match="class_weights has 1 entries, but the mask has label 1"):
+        unet_weight_map(mask, class_weights=[1.0])
