@@ -41,7 +41,9 @@ def test_kinds():
     assert convzoo.list_models(kind="detector") == DETECTORS
     classifiers = convzoo.list_models(kind="classifier")
     assert "resnet50" in classifiers and not set(classifiers) & set(DETECTORS)
-    assert sorted(classifiers + DETECTORS) == convzoo.list_models()
+    segmenters = convzoo.list_models(kind="segmenter")
+    assert "unet" in segmenters and convzoo.model_kind("unet") == "segmenter"
+    assert sorted(classifiers + DETECTORS + segmenters) == convzoo.list_models()
     assert convzoo.list_models("*_fpn", kind="detector") == ["faster_rcnn_r50_fpn", "keypoint_rcnn_r50_fpn",
                                                              "mask_rcnn_r50_fpn"]
     assert convzoo.list_models("vgg*", kind="detector") == []

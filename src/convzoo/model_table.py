@@ -9,7 +9,8 @@ comparison for every registered model, so a model added or changed without a new
 
 Counting conventions are those of :mod:`convzoo.summary`: MACs of convolutions and linear layers for one input
 (FLOPs = 2 x MACs); parameters include BN scale and shift, not the running statistics. Detectors take images of
-any size, so they have no MACs (``None``) and no default input size.
+any size, so they have no MACs (``None``) and no default input size; segmenters have MACs at their
+``default_input_size`` (U-Net: the paper's 572x572 tile).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def measure(name: str) -> ModelFigures:
     kind = model_kind(name)
     input_size = getattr(model, "default_input_size", None)
     macs = None
-    if kind == "classifier" and input_size is not None:
+    if kind in ("classifier", "segmenter") and input_size is not None:
         input_size = tuple(int(s) for s in input_size)
         with torch.device("meta"):  # tensors that forward makes (e.g. masks, zeros) are meta too
             macs = summary(model, input_size, device="meta").total_macs

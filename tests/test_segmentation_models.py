@@ -1,0 +1,139 @@
+"""Segmentation models and losses: counts against the papers and torchvision, torchvision's weights, output shapes,
+the losses against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import convzoo
+from convzoo.model_table import shape_only
+from convzoo.models.segmentation import (
+    dice_loss,
+    pixel_cross_entropy,
+    segmentation_loss,
+    unet_output_size,
+    unet_weight_map,
+)
+from convzoo.summary import count_params
+
+
+def _meta(name: str, **kwargs) -> nn.Module:
+    """The model with its parameters on the meta device: shapes and counts, no memory, no initialization."""
+    with shape_only():
+        return convzoo.create_model(name, **kwargs)
+
+
+def _convs(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+# ---------------------------------------------------------------------------------------------------- U-Net
+
+
+def test_unet_has_the_papers_23_convolutions_and_widths():
+    model = _meta("unet", in_chans=1, num_classes=2, padding="valid")
+    convs = _convs(model)
+    assert len(convs) == 23  # Section 2: 8 contracting + 2 bottom + 4 x (up-conv + 2) expansive + the 1x1
+    assert sorted({c.out_channels for c in convs}) == [2, 64, 128, 256, 512, 1024]
+    assert sum(isinstance(c, nn.ConvTranspose2d) and c.kernel_size == (2, 2) for c in convs) == 4
+    # Per step (C_in -> C): 9 C_in C + C + 9 C^2 + C; up-conv 2C -> C: 4 (2C) C + C; head 64 K + K:
+    # contracting 37,568 + 221,440 + 885,248 + 3,539,968; bottom 14,157,824; up-convs 2,097,664 + 524,544 + 131,200
+    # + 32,832; expansive 7,078,912 + 1,769,984 + 442,624 + 110,720; head 130: 31,030,658 (the docstring's)
+    assert count_params(model) == 31_030_658
+    assert count_params(_meta("unet")) == 31_030_658 + 2 * 576  # RGB, 2 classes: the default
+    assert count_params(_meta("unet", in_chans=1, num_classes=5)) == 31_030_658 + 3 * 65
+
+
+def test_unet_valid_is_the_overlap_tile_layout():
+    assert unet_output_size(572) == 388  # Figure 1
+    with pytest.raises(ValueError, match="before pooling 1 has side 567"):
+        unet_output_size(571)
+    model = convzoo.create_model("unet", base_width=2, padding="valid").eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 188, 204))["out"].shape == (1, 2, 4, 20)
+    with pytest.raises(ValueError, match="cannot take inputs of side 190"):
+        model(torch.randn(1, 3, 190, 188))
+
+
+def test_unet_same_padding_gives_the_input_resolution():
+    model = convzoo.create_model("unet", base_width=4, num_classes=3, batch_norm=True)
+    x = torch.randn(2, 3, 37, 50, requires_grad=True)
+    out = model(x)
+    assert set(out) == {"out"} and out["out"].shape == (2, 3, 37, 50)
+    out["out"].sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least 16x16"):
+        model(torch.randn(1, 3, 12, 40))
+    with pytest.raises(ValueError, match="expects 3 input channels"):
+        model(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="padding must be 'same'"):
+        convzoo.create_model("unet", padding="SAME")
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+
+
+def test_cross_entropy_with_ignore_index_equals_torch():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 4, 5, 6), torch.randint(0, 4, (2, 5, 6))
+    target[0, :2] = 255
+    losses = segmentation_loss({"out": logits}, target)
+    assert set(losses) == {"ce"}
+    assert torch.allclose(losses["ce"], F.cross_entropy(logits, target, ignore_index=255), atol=1e-6)
+    ones = torch.ones(2, 5, 6)
+    assert torch.allclose(pixel_cross_entropy(logits, target, weight_map=ones), losses["ce"], atol=1e-6)
+    twice = pixel_cross_entropy(logits, target, weight_map=2 * ones)
+    assert torch.allclose(twice, 2 * losses["ce"], atol=1e-6)
+    assert pixel_cross_entropy(logits, torch.full_like(target, 255)) == 0  # no counted pixel: 0, not NaN
+
+
+def test_aux_and_dice_terms_are_weighted_and_named():
+    torch.manual_seed(0)
+    out, aux, target = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4), torch.randint(0, 3, (1, 4, 4))
+    losses = segmentation_loss({"out": out, "aux": aux}, target, dice_weight=0.5, aux_weight=0.4)
+    assert set(losses) == {"ce", "aux", "dice"}
+    assert torch.allclose(losses["aux"], 0.4 * F.cross_entropy(aux, target))
+    assert torch.allclose(losses["dice"], 0.5 * dice_loss(out, target))
+    assert set(segmentation_loss({"out": out, "aux": aux}, target, aux_weight=0)) == {"ce"}
+    with pytest.raises(ValueError, match="dice_weight must be a finite number >= 0"):
+        segmentation_loss({"out": out}, target, dice_weight=-1)
+    with pytest.raises(ValueError, match=r"do not fit the target of shape \[1, 3, 3\]"):
+        segmentation_loss({"out": out}, target[:, :3, :3])
+
+
+def test_dice_on_a_hand_computed_case():
+    # pixels: (target 0, p = (0.75, 0.25)), (target 1, p = (0.25, 0.75)), (ignored). Per class: intersection 0.75,
+    # sum p = 1, sum t = 1: Dice = (2 * 0.75 + 1) / (1 + 1 + 1) = 5/6 with smooth 1, 0.75 with smooth 0
+    probs = torch.tensor([[0.75, 0.25, 0.5], [0.25, 0.75, 0.5]]).reshape(1, 2, 1, 3)
+    target = torch.tensor([[[0, 1, 255]]])
+    assert torch.allclose(dice_loss(probs.log(), target), torch.tensor(1 - 5 / 6))
+    assert torch.allclose(dice_loss(probs.log(), target, smooth=0.0), torch.tensor(0.25))
+    perfect = F.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float() * 100
+    assert dice_loss(perfect, target) < 1e-6
+
+
+def test_unet_weight_map_on_two_blobs():
+    mask = torch.zeros(10, 12, dtype=torch.long)
+    mask[3:7, 2:5] = 1  # blob 1: rows 3-6, columns 2-4
+    mask[3:7, 7:10] = 1  # blob 2: rows 3-6, columns 7-9; the gap is columns 5-6
+    w = unet_weight_map(mask)
+    # class balance: 120 pixels, 24 foreground, 96 background, 2 classes: w_1 = 120 / 48, w_0 = 120 / 192
+    assert w[4, 3].item() == pytest.approx(2.5)
+    border = lambda d1, d2: 10 * math.exp(-(d1 + d2) ** 2 / (2 * 5 ** 2))  # noqa: E731  (Eq. 2)
+    assert w[4, 5].item() == pytest.approx(0.625 + border(1, 2), rel=1e-6)  # in the gap: 1 from blob 1, 2 from 2
+    assert w[0, 0].item() == pytest.approx(0.625 + border(math.sqrt(13), math.sqrt(58)), rel=1e-6)
+    assert w[4, 5] > w[0, 5] > w[0, 0]  # the gap between the touching objects weighs most
+    one_blob = mask.clone()
+    one_blob[:, 6:] = 0
+    assert unet_weight_map(one_blob)[4, 5].item() == pytest.approx(120 / (2 * 108))  # no second object: w_c only
+    ignored = mask.clone()
+    ignored[0] = 255
+    fixed = unet_weight_map(ignored, class_weights=[1.0, 3.0], w0=0.0)
+    assert fixed[0].eq(0).all() and fixed[4, 3] == 3 and fixed[4, 5] == 1
+    with pytest.raises(ValueError, match="class_weights has 1 entries, but the mask has label 1"):
+        unet_weight_map(mask, class_weights=[1.0])
