@@ -75,3 +75,40 @@ class DetectionOptions:
                              "side cannot be shorter than the shortest")
         if self.anchor_sizes is not None and any(size <= 0 for size in self.anchor_sizes):
             raise ValueError(f"--anchor-sizes must be positive, got {self.anchor_sizes}")
+
+
+@dataclass
+class SegmentationOptions:
+    """What only segmentation reads. ``aux_weight``, ``backbone_weights``, ``train_size``, ``val_size`` and
+    ``hflip`` share their flags with classification or detection (the model's task decides whose they are)."""
+
+    dice_weight: float = 0.0  # weight of the Dice loss added to the cross-entropy
+    aux_weight: float = 0.4  # weight of the auxiliary head's loss (FCN/DeepLab "aux"; torchvision's 0.5 in refs)
+    weight_maps: bool = False  # U-Net's weight maps (class balance + border term, Ronneberger et al. eq. 2)
+    crop_size: int | None = None  # training crops and the evaluation size (None: shapes-seg its size, files 256)
+    ignore_index: int = 255  # the label of pixels that count nowhere (VOC's void)
+    base_width: int | None = None  # U-Net: the channels of the first step (the paper's 64)
+    output_stride: int | None = None  # dilated encoders: 8, 16 or 32 (default: the model's)
+    backbone_weights: str | None = None  # ImageNet weights of the encoder classifier
+    train_size: int = 1000  # training images: shapes-seg generates N, files take the first N (0 = all)
+    val_size: int = 100  # dev (and shapes-seg test) images: the first N (0 = all)
+    hflip: float = 0.5  # horizontal flip probability in training
+
+    def __post_init__(self) -> None:
+        for name in ("dice_weight", "aux_weight"):
+            if not 0.0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"--hflip must be a probability in [0, 1], got {self.hflip}")
+        if not 0 <= self.ignore_index <= 255:
+            raise ValueError(f"--ignore-index must be a label value in 0..255 (VOC's void is 255), got "
+                             f"{self.ignore_index}")
+        for name in ("crop_size", "base_width"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.output_stride not in (None, 8, 16, 32):
+            raise ValueError(f"--output-stride must be 8, 16 or 32, got {self.output_stride}")
+        for name in ("train_size", "val_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

@@ -1,7 +1,7 @@
 """convzoo evaluate RUN_DIR: the metrics of a trained run's checkpoint on a split, from the run folder alone.
 
 Classification runs report loss and accuracy, detection runs COCO AP (bbox, segm, keypoints as the model has them)
-and the VOC mAP.
+and the VOC mAP, segmentation runs mIoU and pixel accuracy, then the IoU of each class.
 
 examples:
   convzoo evaluate runs/spec-digits-20250101-120000                      best checkpoint, test split
@@ -49,7 +49,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="evaluate on this data set instead of the run's, with the same classes "
                    "(default: the run's)")
     p.add_argument("--out", metavar="DIR", help="also write the task's artifacts of the split here "
-                   "(confusion_SPLIT.png, detections_SPLIT.json) (default: none)")
+                   "(confusion_SPLIT.png, detections_SPLIT.json, segmentation_SPLIT.json) (default: none)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
 
 
@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> dict:
     metrics = {f"{split}:{k}": v for k, v in metrics.items()}
     source = f"{args.checkpoint} checkpoint" if args.run_dir else str(args.pretrained)
     print(" ".join(f"{k}={v:.4f}" for k, v in task.headline(metrics).items()) + f" ({count} samples, {source})")
+    if hasattr(task, "report"):  # a task's table beyond the line (segmentation: the IoU of each class)
+        print(task.report(metrics, info))
     return {**metrics, "count": count}
 
 

@@ -2,7 +2,8 @@
 
 A classifier prints the most probable classes of each image; a detector prints what it found in each image,
 draws the detections into --out and writes COCO results JSON there (image ids from --annotations, else the file
-stem when it is a number, as in COCO and VOC names). Each image is decoded and prepared as the run's data was.
+stem when it is a number, as in COCO and VOC names); a segmenter writes each image's label map (a VOC palette PNG)
+and a colour overlay into --out. Each image is decoded and prepared as the run's data was.
 
 examples:
   convzoo predict runs/spec-digits-20250101-120000 three.png seven.png --top 3
@@ -28,8 +29,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default: best")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     p.add_argument("--top", type=int, default=1, help="classification: classes printed per image (default: 1)")
-    p.add_argument("--out", default="predictions", help="detection: folder for the drawn images and "
-                   "detections.json (default: predictions)")
+    p.add_argument("--out", default="predictions", help="detection and segmentation: folder for the drawn images, "
+                   "the masks and detections.json (default: predictions)")
     p.add_argument("--draw-thresh", type=float, default=0.5,
                    help="detection: draw and count detections scoring at least this (default: 0.5)")
     p.add_argument("--annotations", metavar="COCO.json",

@@ -1,4 +1,5 @@
-"""convzoo train: train any registered model; the task (classification, detection) follows from the model.
+"""convzoo train: train any registered model; the task (classification, detection, segmentation) follows from the
+model.
 
 With no arguments it trains a small CNN on scikit-learn's bundled digits (under 2 minutes on a laptop CPU).
 
@@ -6,6 +7,7 @@ examples:
   convzoo train
   convzoo train --model resnet20 --data cifar10:DIR --epochs 30 --optimizer sgd --lr 0.1 --weight-decay 5e-4
   convzoo train --model mask_rcnn_r50_fpn --backbone resnet18 --small --data shapes --max-minutes 15 --clock cpu
+  convzoo train --model unet --data shapes-seg --base-width 16 --epochs 8
   convzoo train --resume runs/resnet20-cifar10-20250101-120000 --epochs 40
   torchrun --nproc-per-node 2 -m convzoo train --data mnist:DIR        (DistributedDataParallel)
 
@@ -17,10 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from convzoo.options import DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions
+from convzoo.options import DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions, SegmentationOptions
 
 CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
 DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
+SEGMENTATION = {f.name for f in dataclasses.fields(SegmentationOptions)}
+# flags segmentation shares with another task (--aux-weight, --train-size, ...): the model's task takes them
+SHARED = SEGMENTATION & (CLASSIFICATION | DETECTION)
 
 
 def _floats(text: str) -> list[float]:
@@ -45,22 +50,24 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a = engine.add_argument
     a("--model", help=f"a registered model (convzoo models) or spec:STRING (default: {model})")
     a("--data", help="classification: digits | mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | imagefolder:DIR | "
-      "mnist1d:FILE | voxels[:DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR "
-      "(default: " + data + ")")
+      "mnist1d:FILE | voxels[:DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR; "
+      "segmentation: shapes-seg | seg:DIR | coco-seg:ANNOTATIONS.json:IMAGE_DIR (default: " + data + ")")
     a("--image-size", type=int, help="classification: resize images to this side (default: the data set's, 224 for "
-      "photos); detection shapes: the side of the generated images (default: 128)")
+      "photos); detection shapes: the side of the generated images (default: 128); shapes-seg: the same "
+      "(default: 64)")
     a("--pretrained", metavar="FILE", help="initial weights of the whole model: a convzoo, torchvision or "
       "timm file (default: none)")
     a("--pretrained-source", choices=("auto", "convzoo", "torchvision", "timm"),
       help="naming of --pretrained and --backbone-weights files (default: auto)")
     run = p.add_argument_group("the run")
     a = run.add_argument
-    a("--epochs", type=int, help="default: classification 10, detection 12")
+    a("--epochs", type=int, help="default: classification 10, detection 12, segmentation 10")
     a("--max-minutes", type=float, help="time budget: the schedule follows the time and training stops when it is "
       "used up (default: none)")
     a("--clock", choices=("wall", "cpu"), help="the clock of --max-minutes: wall time, or this process's CPU time "
       "(steady on a busy machine) (default: wall)")
-    a("--batch-size", type=int, help="the global batch over all processes (default: classification 32, detection 4)")
+    a("--batch-size", type=int, help="the global batch over all processes (default: classification 32, detection 4, "
+      "segmentation 8)")
     a("--lr", type=float, help="peak learning rate (default: detection 0.02; else sgd 0.1, rmsprop 0.045, "
       "adam/adamw 1e-3)")
     a("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"),
@@ -73,7 +80,7 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--milestones", type=_floats, help="step schedule: fractions of training where lr *= gamma (default: 0.5,0.75)")
     a("--gamma", type=float, help="step schedule factor (default: 0.1)")
     a("--weight-decay", type=float, help="L2 / decoupled decay, not on BatchNorm parameters and biases "
-      "(default: classification 0, detection 1e-4)")
+      "(default: classification 0, detection and segmentation 1e-4)")
     a("--grad-clip", type=float, help="clip the global gradient norm (default: classification off, detection 10)")
     a("--eval-every", type=int, help="evaluate the dev split every N epochs and after the last (default: 1)")
     a("--seed", type=int, help="default: 42")
@@ -93,7 +100,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     classify = p.add_argument_group("classification")
     a = classify.add_argument
     a("--label-smoothing", type=float, help="epsilon of label smoothing (Inception-v3 uses 0.1; default: 0)")
-    a("--aux-weight", type=float, help="weight of auxiliary-classifier losses (default: the model's, e.g. 0.3)")
+    a("--aux-weight", type=float, help="weight of auxiliary-classifier losses (default: the model's, e.g. 0.3; "
+      "segmentation: the aux head's, 0.4)")
     a("--freeze-backbone", action="store_true", help="train only the classifier; backbone BatchNorm in eval mode")
     a("--freeze-bn", action="store_true", help="replace every BatchNorm by a frozen one (fixed affine transform)")
     a("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default: the data set's)")
@@ -102,7 +110,7 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a = detect.add_argument
     a("--backbone", help="a registry classifier as the backbone, e.g. resnet18 (default: the model's)")
     a("--backbone-weights", metavar="FILE", help="ImageNet weights of the backbone classifier, e.g. "
-      "torchvision's (default: none)")
+      "torchvision's (also segmentation encoders) (default: none)")
     a("--small", action="store_true", help="thin heads, few proposals, BatchNorm trained (CPU-sized)")
     a("--roi-method", choices=("align", "pool"), help="RoIAlign or RoIPool (default: align)")
     a("--trainable-layers", type=int, help="backbone stages trained, 0-5 (default: the model's)")
@@ -111,13 +119,27 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--min-size", type=int, help="shorter image side after resizing (default: the model's)")
     a("--max-size", type=int, help="longest image side after resizing (default: the model's)")
     a("--score-thresh", type=float, help="detections scoring below are dropped (default: 0.05)")
-    a("--train-size", type=int, help="training images: shapes generates N, coco/voc take the first N (default: 1000)")
-    a("--val-size", type=int, help="dev images (coco/voc: the first N; 0: the training images) (default: 100)")
-    a("--hflip", type=float, help="horizontal flip probability (default: 0.5)")
+    a("--train-size", type=int, help="training images: shapes and shapes-seg generate N, files: the first N "
+      "(segmentation 0: all) (default: 1000)")
+    a("--val-size", type=int, help="dev images (coco/voc: the first N; 0: the training images; segmentation: the "
+      "first N of the held-out split, 0: all) (default: 100)")
+    a("--hflip", type=float, help="horizontal flip probability, detection and segmentation (default: 0.5)")
     a("--label-ids", choices=("contiguous", "category"), help="what the model's labels are: the data's categories "
       "in order, or their category ids as in torchvision's COCO checkpoints (default: contiguous)")
     a("--proposals", metavar="JSON", help="Fast R-CNN: external proposals "
       "{image_id: [[x1, y1, x2, y2], ...]} (default: none)")
+    segment = p.add_argument_group("segmentation", "also --aux-weight, --backbone-weights, --train-size, "
+                                   "--val-size, --hflip")
+    a = segment.add_argument
+    a("--dice-weight", type=float, help="weight of the soft Dice loss added to the cross-entropy (default: 0)")
+    a("--weight-maps", action="store_true", help="U-Net's pixel weights: class balance + a border term "
+      "(default: off)")
+    a("--crop-size", type=int, help="side of the random training crops and of evaluation (longer side, padded) "
+      "(default: shapes-seg its image size, files 256)")
+    a("--ignore-index", type=int, help="label value of pixels that count nowhere (default: 255, VOC's void)")
+    a("--base-width", type=int, help="U-Net: channels of the first step, doubled at each (default: 64)")
+    a("--output-stride", type=int, choices=(8, 16, 32), help="dilated encoders: input size / feature size "
+      "(default: the model's)")
 
 
 def register(subparsers) -> None:
@@ -143,10 +165,18 @@ def config_from_args(args: argparse.Namespace):
         return dataclasses.replace(TrainConfig.load(given["resume"]), **{k: given[k] for k in given
                                                                          if k in RESUMABLE or k == "resume"})
     given = {**alias_defaults, **given}
+    segmenter = bool(SHARED & set(given)) and _trains_segmenter(given.get("model", DEFAULT_MODEL))
+    segmentation = {k: given.pop(k) for k in list(given) if k in SEGMENTATION and (segmenter or k not in SHARED)}
     classification = {k: given.pop(k) for k in list(given) if k in CLASSIFICATION}
     detection = {k: given.pop(k) for k in list(given) if k in DETECTION}
     return TrainConfig(**given, classification=ClassificationOptions(**classification),
-                       detection=DetectionOptions(**detection))
+                       detection=DetectionOptions(**detection), segmentation=SegmentationOptions(**segmentation))
+
+
+def _trains_segmenter(model: str) -> bool:
+    from convzoo.tasks import model_task
+
+    return model_task(model) == "segmentation"
 
 
 def run(args: argparse.Namespace) -> dict:

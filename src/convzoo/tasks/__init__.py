@@ -11,10 +11,12 @@ from convzoo.tasks.base import Reducer, Task, TaskData, unwrap_model
 from convzoo.tasks.classification import ClassificationOptions, ClassificationTask
 from convzoo.tasks.detection import DetectionTask
 from convzoo.tasks.detection_build import DetectionOptions
+from convzoo.tasks.segmentation import SegmentationOptions, SegmentationTask
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask}
+TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask,
+                               "segmentation": SegmentationTask}
 # the task that trains each kind of registered model
-TASK_OF_KIND = {"classifier": "classification", "detector": "detection"}
+TASK_OF_KIND = {"classifier": "classification", "detector": "detection", "segmenter": "segmentation"}
 
 
 def model_task(model: str) -> str:
@@ -27,14 +29,17 @@ def model_task(model: str) -> str:
 
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
-                detection: DetectionOptions | None = None, seed: int = 0, image_size: int | None = None,
+                detection: DetectionOptions | None = None, segmentation: SegmentationOptions | None = None,
+                seed: int = 0, image_size: int | None = None,
                 pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
     """The task for ``model`` on ``data`` with the options of that task."""
     common = {"image_size": image_size, "pretrained": pretrained, "pretrained_source": pretrained_source}
     if model_task(model) == "detection":
         return DetectionTask(model, data, detection, seed=seed, **common)
+    if model_task(model) == "segmentation":
+        return SegmentationTask(model, data, segmentation, seed=seed, **common)
     return ClassificationTask(model, data, classification, **common)
 
 
 __all__ = ["TASKS", "ClassificationOptions", "ClassificationTask", "DetectionOptions", "DetectionTask", "Reducer",
-           "Task", "TaskData", "create_task", "model_task", "unwrap_model"]
+           "SegmentationOptions", "SegmentationTask", "Task", "TaskData", "create_task", "model_task", "unwrap_model"]
