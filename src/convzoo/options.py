@@ -88,6 +88,7 @@ class SegmentationOptions:
     crop_size: int | None = None  # training crops and the evaluation size (None: shapes-seg its size, files 256)
     ignore_index: int = 255  # the label of pixels that count nowhere (VOC's void)
     base_width: int | None = None  # U-Net: the channels of the first step (the paper's 64)
+    batch_norm: bool = False  # U-Net: BatchNorm after every 3x3 convolution (not in the paper)
     output_stride: int | None = None  # dilated encoders: 8, 16 or 32 (default: the model's)
     backbone_weights: str | None = None  # ImageNet weights of the encoder classifier
     train_size: int = 1000  # training images: shapes-seg generates N, files take the first N (0 = all)

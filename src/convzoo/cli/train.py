@@ -138,6 +138,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
       "(default: shapes-seg its image size, files 256)")
     a("--ignore-index", type=int, help="label value of pixels that count nowhere (default: 255, VOC's void)")
     a("--base-width", type=int, help="U-Net: channels of the first step, doubled at each (default: 64)")
+    a("--batch-norm", action="store_true", help="U-Net: BatchNorm after every 3x3 convolution (default: off, "
+      "as the paper)")
     a("--output-stride", type=int, choices=(8, 16, 32), help="dilated encoders: input size / feature size "
       "(default: the model's)")
 

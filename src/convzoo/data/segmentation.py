@@ -49,7 +49,8 @@ def instances_to_labels(masks: torch.Tensor, labels: torch.Tensor, size: tuple[i
 
 
 class ShapesSegmentation(Dataset):
-    """``shapes-seg``: the detection ``ShapesDataset`` with its instance masks as a label map (class per pixel)."""
+    """``shapes-seg``: the detection ``ShapesDataset`` with its instance masks as a label map (class per pixel).
+    Samples are kept once generated (a pure function of seed and index; 64 px: 60 kB each)."""
 
     classes = SHAPES_CLASSES
 
@@ -58,13 +59,17 @@ class ShapesSegmentation(Dataset):
         scale = size / 128
         self.shapes = ShapesDataset(length, size=size, seed=seed, min_radius=max(10 * scale, 3.0),
                                     max_radius=max(26 * scale, 4.0))
+        self._samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.shapes)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, target = self.shapes[index]
-        return image, instances_to_labels(target["masks"], target["labels"], tuple(image.shape[-2:]))
+        if index not in self._samples:
+            image, target = self.shapes[index]
+            self._samples[index] = image, instances_to_labels(target["masks"], target["labels"],
+                                                              tuple(image.shape[-2:]))
+        return self._samples[index]
 
 
 class SegmentationFolder(Dataset):

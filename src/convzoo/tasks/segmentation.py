@@ -77,6 +77,8 @@ class SegmentationTask(Task):
             model_options["base_width"] = o.base_width
         if o.output_stride is not None:
             model_options["output_stride"] = o.output_stride
+        if o.batch_norm:
+            model_options["batch_norm"] = True
         info = {"model_options": model_options, "class_names": list(train.classes), "ignore_index": o.ignore_index,
                 "eval_size": size, "mean": list(MEAN), "std": list(STD), "data": spec}
         evaluation = segmentation_resize(size, o.ignore_index)
