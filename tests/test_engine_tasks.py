@@ -15,12 +15,13 @@ import pytest
 import torch
 from run_helpers import assert_same_weights, weights
 
-from convzoo.tasks import DetectionOptions
+from convzoo.tasks import DetectionOptions, SegmentationOptions
 from convzoo.train import Budget, NonFiniteLossError, TrainConfig, fit
 from convzoo.train.checkpoint import load_checkpoint
 
 # Each task's smallest honest run: a conv + BN + dropout spec model on digits (20 steps an epoch); a Faster R-CNN
-# with a ResNet-18 backbone on six generated 64-px images (3 steps an epoch, about 2 s).
+# with a ResNet-18 backbone on six generated 64-px images (3 steps an epoch, about 2 s); a U-Net 4 channels wide on
+# four generated 16-px shapes-seg images (2 steps an epoch).
 TASKS = {
     "classification": TrainConfig(model="spec:CB-8-3-1-same,M-2-2,F,D-0.2,H-32", data="digits", batch_size=64,
                                   epochs=2, device="cpu", deterministic=True, seed=3, threads=1, progress=False),
@@ -28,14 +29,20 @@ TASKS = {
                              device="cpu", deterministic=True, seed=3, threads=1, progress=False,
                              detection=DetectionOptions(backbone="resnet18", small=True, train_size=6, val_size=2,
                                                         min_size=64, max_size=64)),
+    "segmentation": TrainConfig(model="unet", data="shapes-seg", image_size=16, batch_size=2, epochs=2, device="cpu",
+                                deterministic=True, seed=3, threads=1, progress=False,
+                                segmentation=SegmentationOptions(base_width=4, batch_norm=True, train_size=4,
+                                                                 val_size=2)),
 }
 # the DDP runs: no BatchNorm statistics and no dropout to differ between processes (the classifier); frozen BN
-# (not --small) for the detector
+# (not --small) for the detector; no BatchNorm in the U-Net (its dropout differs between processes)
 DDP_ARGS = {
     "classification": ["--model", "spec:C-8-3-1-same,M-2-2,F,H-32", "--data", "digits", "--batch-size", "64"],
     "detection": ["--model", "faster_rcnn_r50_fpn", "--backbone", "resnet18", "--data", "shapes", "--image-size",
                   "64", "--min-size", "64", "--max-size", "64", "--train-size", "4", "--val-size", "3",
                   "--batch-size", "2"],
+    "segmentation": ["--model", "unet", "--base-width", "4", "--data", "shapes-seg", "--image-size", "16",
+                     "--train-size", "4", "--val-size", "3", "--batch-size", "2"],
 }
 
 
@@ -86,7 +93,7 @@ def test_resume_refuses_changed_options_and_takes_allowed_ones(task_config, tmp_
     metrics = fit(TrainConfig(resume=str(tmp_path / "run"), epochs=2))
     assert metrics["epochs"] == 2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["config"]["epochs"] == 2 and saved["task"] in ("classification", "detection")
+    assert saved["config"]["epochs"] == 2 and saved["task"] in ("classification", "detection", "segmentation")
 
 
 def _free_port() -> int:
@@ -110,7 +117,10 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 COMMON = ["--epochs", "1", "--device", "cpu", "--seed", "5", "--deterministic", "--no-progress", "--threads", "1"]
 
 
-@pytest.mark.parametrize("task", sorted(DDP_ARGS))
+# segmentation's DDP run costs about 20 CPU-seconds (three processes importing torch): kept for -m slow; the
+# confusion matrices summed over shards are checked in-process in tests/test_segmentation_task.py
+@pytest.mark.parametrize("task", [pytest.param(task, marks=pytest.mark.slow) if task == "segmentation" else task
+                                  for task in sorted(DDP_ARGS)])
 def test_ddp_two_cpu_processes_agree_with_one(task, tmp_path):
     from convzoo.cli import build_parser
 
@@ -127,12 +137,13 @@ def test_ddp_two_cpu_processes_agree_with_one(task, tmp_path):
             torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
         assert record["dev:loss"] == pytest.approx(single["dev:loss"], rel=1e-4)
         assert record["loss"] == pytest.approx(single["loss"], rel=1e-4)
-    else:  # the samplers of the RPN and RoI heads draw per process; the dev AP gathered over 2 shards of 3
-        # images equals one process evaluating the same checkpoint on all of them
+    else:  # the samplers of the RPN and RoI heads (the U-Net's dropout) draw per process; the dev AP gathered (the
+        # confusion matrices summed) over 2 shards of 3 images equals one process evaluating the same checkpoint
         args = build_parser().parse_args(["evaluate", str(tmp_path / "ddp"), "--checkpoint", "last", "--split", "dev"])
         alone = args.func(args)
-        assert record["dev:bbox:AP"] == pytest.approx(alone["dev:bbox:AP"], abs=1e-9)
-        assert record["dev:voc:mAP"] == pytest.approx(alone["dev:voc:mAP"], abs=1e-9)
+        keys = ("dev:mIoU", "dev:pixel_accuracy") if task == "segmentation" else ("dev:bbox:AP", "dev:voc:mAP")
+        for key in keys:
+            assert record[key] == pytest.approx(alone[key], abs=1e-9)
 
 
 def test_ddp_two_nodes_on_localhost_agree_with_one(tmp_path):
