@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import convzoo
+from convzoo.detection.backbone import stage_features
 from convzoo.model_table import shape_only
 from convzoo.models.segmentation import (
     dice_loss,
+    load_encoder_weights,
     pixel_cross_entropy,
     segmentation_loss,
     unet_output_size,
@@ -137,3 +139,111 @@ def test_unet_weight_map_on_two_blobs():
     assert fixed[0].eq(0).all() and fixed[4, 3] == 3 and fixed[4, 5] == 1
     with pytest.raises(ValueError, match="class_weights has 1 entries, but the mask has label 1"):
         unet_weight_map(mask, class_weights=[1.0])
+
+
+# ---------------------------------------------------------------------------------------------------- torchvision
+
+
+def _torchvision(name: str, aux_loss: bool, device: str = "cpu") -> nn.Module:
+    from torchvision.models import segmentation
+
+    with torch.device(device):
+        return getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, aux_loss=aux_loss)
+
+
+COUNTS = {"fcn_resnet50": (32_957_013, 35_322_218), "deeplabv3_resnet50": (39_638_869, 42_004_074)}  # docstrings
+
+
+def _check_counts_and_names(name: str, theirs: nn.Module) -> None:
+    """Ours with and without aux_loss against torchvision's with aux_loss (without: minus its aux_classifier)."""
+    without, with_aux = COUNTS[name]
+    assert count_params(theirs) == with_aux and count_params(theirs) - count_params(theirs.aux_classifier) == without
+    assert count_params(_meta(name)) == without
+    ours = _meta(name, aux_loss=True)
+    assert count_params(ours) == with_aux
+    shapes = {k: v.shape for k, v in theirs.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == shapes  # torchvision's names and shapes
+
+
+def test_fcn_resnet50_counts_and_names_equal_torchvisions():
+    _check_counts_and_names("fcn_resnet50", _torchvision("fcn_resnet50", True, "meta"))
+
+
+def _random_statistics(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics, so that eval-mode parity tests them too."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["deeplabv3_resnet50", pytest.param("fcn_resnet50", marks=pytest.mark.slow)])
+def test_torchvision_weights_give_identical_logits(name):
+    # (fcn_resnet50's head is the auxiliary head tested here with deeplabv3_resnet50, so it runs with -m slow)
+    torch.manual_seed(0)
+    theirs = _random_statistics(_torchvision(name, aux_loss=True))
+    _check_counts_and_names(name, theirs)
+    ours = _meta(name, aux_loss=True)
+    ours.load_state_dict(theirs.state_dict(), assign=True)  # torchvision's names as they are
+    ours.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert set(got) == {"out", "aux"} and got["out"].shape == (1, 21, 64, 64)
+    for key in ("out", "aux"):
+        assert torch.equal(got[key], expected[key]), f"{key}: max difference {(got[key] - expected[key]).abs().max()}"
+
+
+# ---------------------------------------------------------------------------------------------------- encoders
+
+
+def test_any_classifier_is_an_encoder_at_any_output_stride():
+    x = torch.empty(2, 3, 64, 64, device="meta")
+    for output_stride in (8, 16, 32):
+        model = _meta("deeplabv3", encoder="resnet18", output_stride=output_stride, num_classes=4, aux_loss=True)
+        deepest = stage_features(model.backbone, model.stages, x)[-1]
+        assert deepest.shape == (2, 512, 64 // output_stride, 64 // output_stride)
+        assert model.atrous_rates == tuple(r * 16 // output_stride for r in (6, 12, 18))  # Sec. 3.3: doubled at 8
+        out = model(x)
+        assert out["out"].shape == out["aux"].shape == (2, 4, 64, 64)
+        # layer4's first (strided) convolution keeps layer3's rate, the later ones double it (torchvision's rule)
+        layer4 = model.backbone.layer4
+        assert layer4[0].conv1.stride == (1 if output_stride < 32 else 2,) * 2
+        assert layer4[0].conv1.dilation == ({8: 2, 16: 1, 32: 1}[output_stride],) * 2
+        assert layer4[1].conv1.dilation == ({8: 4, 16: 2, 32: 1}[output_stride],) * 2
+
+
+def test_a_dilated_encoder_trains():
+    torch.manual_seed(0)
+    model = convzoo.create_model("deeplabv3", encoder="resnet18", output_stride=8, num_classes=3, aux_loss=True)
+    x, target = torch.randn(2, 3, 32, 32, requires_grad=True), torch.randint(0, 3, (2, 32, 32))
+    losses = segmentation_loss(model(x), target, dice_weight=0.5)
+    sum(losses.values()).backward()
+    assert set(losses) == {"ce", "aux", "dice"} and all(torch.isfinite(v) for v in losses.values())
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0 and model.classifier[-1].weight.grad.abs().sum() > 0
+
+
+def test_encoders_that_cannot_dilate_say_so():
+    with pytest.raises(ValueError, match="vgg11 cannot reach output_stride 8 by dilation: its stage 'features.19'"):
+        _meta("deeplabv3", encoder="vgg11", output_stride=8)
+    model = _meta("fcn", encoder="vgg11", output_stride=16, num_classes=3)  # VGG's native strides: fine
+    assert model(torch.empty(1, 3, 48, 40, device="meta"))["out"].shape == (1, 3, 48, 40)
+    with pytest.raises(ValueError, match="output_stride must be one of 8, 16, 32, got 4"):
+        _meta("deeplabv3", encoder="resnet18", output_stride=4)
+    with pytest.raises(ValueError, match="encoder 'mask_rcnn_r50_fpn' is a detector"):
+        _meta("fcn", encoder="mask_rcnn_r50_fpn")
+    with pytest.raises(ValueError, match="layout must be 'paper'"):
+        _meta("deeplabv3", encoder="resnet18", layout="tv")
+
+
+def test_encoder_weights_come_from_a_classifier_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    classifier = convzoo.create_model("resnet18", num_classes=10)
+    convzoo.save_weights(classifier, tmp_path / "resnet18.safetensors")
+    model = convzoo.create_model("deeplabv3", encoder="resnet18", num_classes=3)
+    report = load_encoder_weights(model, tmp_path / "resnet18.safetensors")
+    assert "fc.weight" in report.reinitialized  # the classifier's head is not the encoder's
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
+    assert torch.equal(model.backbone.bn1.running_mean, classifier.bn1.running_mean)

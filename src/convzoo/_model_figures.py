@@ -6,11 +6,18 @@ shape-only build of the model (convzoo.model_table.measure)."""
 
 FIGURES = {
     "bn_inception": ("classifier", 11188288, 1934857216, (3, 224, 224)),
+    "deeplabv3": ("segmenter", 39048533, 50435832256, (3, 513, 513)),
+    "deeplabv3_resnet50": ("segmenter", 39638869, 168652962240, (3, 513, 513)),
     "fast_rcnn_r50_c4": ("detector", 24284757, None, None),
     "fast_rcnn_vgg16": ("detector", 134690729, None, None),
     "faster_rcnn_r50_c4": ("detector", 33799840, None, None),
     "faster_rcnn_r50_fpn": ("detector", 41755286, None, None),
     "faster_rcnn_vgg16": ("detector", 137073622, None, None),
+    "fcn": ("segmenter", 32957013, 142647529152, (3, 513, 513)),
+    "fcn16s": ("segmenter", 134364410, 110814793728, (3, 500, 500)),
+    "fcn32s": ("segmenter", 134346581, 110801977344, (3, 500, 500)),
+    "fcn8s": ("segmenter", 134376863, 110844039168, (3, 500, 500)),
+    "fcn_resnet50": ("segmenter", 32957013, 142647529152, (3, 513, 513)),
     "googlenet": ("classifier", 13378280, 1582671872, (3, 224, 224)),
     "inception_v3": ("classifier", 27161264, 5713216096, (3, 299, 299)),
     "keypoint_rcnn_r50_fpn": ("detector", 59137258, None, None),
