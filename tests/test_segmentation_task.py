@@ -81,3 +81,21 @@ def test_predict_writes_a_palette_mask_of_the_images_size_and_an_overlay(run, ca
     with Image.open(run / "pred" / "x_overlay.png") as overlay:
         assert overlay.size == (24, 20)
     assert "x_overlay.png" in capsys.readouterr().out
+
+
+def test_backbone_weights_initialize_the_encoder_in_torchvision_names(tmp_path, one_thread):
+    from torchvision.models import resnet18
+
+    from convzoo.tasks import SegmentationTask
+
+    classifier = resnet18(num_classes=10)  # random weights in torchvision's names, another head
+    torch.save(classifier.state_dict(), tmp_path / "resnet18.pth")
+    options = SegmentationOptions(encoder="resnet18", output_stride=16, backbone_weights=str(tmp_path / "resnet18.pth"))
+    task = SegmentationTask("deeplabv3", "shapes-seg", options, pretrained_source="torchvision")
+    info = {"model_options": {"name": "deeplabv3", "num_classes": 4, "in_chans": 3, "encoder": "resnet18",
+                              "output_stride": 16}}
+    model = task.build_model(info)
+    assert torch.equal(model.state_dict()["backbone.layer4.1.conv2.weight"], classifier.layer4[1].conv2.weight)
+    with pytest.raises(ValueError, match="--backbone-weights .*unet has no classifier encoder"):
+        SegmentationTask("unet", "shapes-seg", options).build_model({"model_options": {"name": "unet",
+                                                                                       "num_classes": 4}})

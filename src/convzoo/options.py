@@ -89,7 +89,10 @@ class SegmentationOptions:
     ignore_index: int = 255  # the label of pixels that count nowhere (VOC's void)
     base_width: int | None = None  # U-Net: the channels of the first step (the paper's 64)
     batch_norm: bool = False  # U-Net: BatchNorm after every 3x3 convolution (not in the paper)
+    dropout: float | None = None  # U-Net: the drop-out rate at the end of the contracting path (default: the model's)
     output_stride: int | None = None  # dilated encoders: 8, 16 or 32 (default: the model's)
+    encoder: str | None = None  # fcn, deeplabv3: a registry classifier as the encoder (default: resnet50)
+    aux_loss: bool = False  # FCN, DeepLab: the auxiliary FCN head on the encoder's second-deepest stage
     backbone_weights: str | None = None  # ImageNet weights of the encoder classifier
     train_size: int = 1000  # training images: shapes-seg generates N, files take the first N (0 = all)
     val_size: int = 100  # dev (and shapes-seg test) images: the first N (0 = all)
@@ -101,6 +104,8 @@ class SegmentationOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.hflip <= 1.0:
             raise ValueError(f"--hflip must be a probability in [0, 1], got {self.hflip}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.ignore_index <= 255:
             raise ValueError(f"--ignore-index must be a label value in 0..255 (VOC's void is 255), got "
                              f"{self.ignore_index}")

@@ -140,6 +140,12 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--base-width", type=int, help="U-Net: channels of the first step, doubled at each (default: 64)")
     a("--batch-norm", action="store_true", help="U-Net: BatchNorm after every 3x3 convolution (default: off, "
       "as the paper)")
+    a("--dropout", type=float, help="U-Net: drop-out rate at the end of the contracting path (default: the "
+      "model's, 0.5)")
+    a("--encoder", help="fcn, deeplabv3: a registry classifier as the encoder, e.g. resnet18 (default: the "
+      "model's, resnet50)")
+    a("--aux-loss", action="store_true", help="FCN, DeepLab: an auxiliary head on the encoder's second-deepest "
+      "stage, its loss weighted by --aux-weight (default: off)")
     a("--output-stride", type=int, choices=(8, 16, 32), help="dilated encoders: input size / feature size "
       "(default: the model's)")
 

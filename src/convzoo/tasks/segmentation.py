@@ -32,6 +32,7 @@ from convzoo.data.segmentation_transforms import (
 )
 from convzoo.evaluation.segmentation import confusion_matrix, scores_from_confusion
 from convzoo.models.segmentation import segmentation_loss, unet_weight_map
+from convzoo.models.segmentation.encoder import load_encoder_weights
 from convzoo.options import SegmentationOptions
 from convzoo.registry import create_model
 from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
@@ -77,8 +78,12 @@ class SegmentationTask(Task):
             model_options["base_width"] = o.base_width
         if o.output_stride is not None:
             model_options["output_stride"] = o.output_stride
-        if o.batch_norm:
-            model_options["batch_norm"] = True
+        for key in ("encoder", "dropout"):
+            if getattr(o, key) is not None:
+                model_options[key] = getattr(o, key)
+        for flag in ("batch_norm", "aux_loss"):
+            if getattr(o, flag):
+                model_options[flag] = True
         info = {"model_options": model_options, "class_names": list(train.classes), "ignore_index": o.ignore_index,
                 "eval_size": size, "mean": list(MEAN), "std": list(STD), "data": spec}
         evaluation = segmentation_resize(size, o.ignore_index)
@@ -91,9 +96,18 @@ class SegmentationTask(Task):
     def build_model(self, info: dict, initialize: bool = True) -> nn.Module:
         options = dict(info["model_options"])
         name = options.pop("name")
-        if initialize and self.options.backbone_weights:
-            options["backbone_weights"] = self.options.backbone_weights
         model = create_model(name, **options)
+        if initialize and self.options.backbone_weights:  # ImageNet weights of the encoder's classifier
+            path = self.options.backbone_weights
+            if not hasattr(model, "encoder_state"):
+                raise ValueError(f"--backbone-weights {path}: {name} has no classifier encoder (fcn, deeplabv3, "
+                                 "fcn_resnet50, fcn8s ... have one)")
+
+            def load_encoder(source):
+                report = load_encoder_weights(model, path, source=source)
+                print(f"--backbone-weights {path} ({source}): {report}", file=sys.stderr)
+
+            first_fitting_source(self.pretrained_source, load_encoder)
         if initialize and self.pretrained:  # the classifier layers of another label set stay fresh
             def load(source):
                 report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
