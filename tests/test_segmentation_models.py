@@ -14,6 +14,8 @@ import convzoo
 from convzoo.detection.backbone import stage_features
 from convzoo.model_table import shape_only
 from convzoo.models.segmentation import (
+    bilinear_kernel,
+    bilinear_upsampling,
     dice_loss,
     load_encoder_weights,
     pixel_cross_entropy,
@@ -21,6 +23,7 @@ from convzoo.models.segmentation import (
     unet_output_size,
     unet_weight_map,
 )
+from convzoo.models.segmentation.fcn_vgg import fixed_bilinear_upsampling
 from convzoo.summary import count_params
 
 
@@ -247,3 +250,74 @@ def test_encoder_weights_come_from_a_classifier_checkpoint(tmp_path):
     assert "fc.weight" in report.reinitialized  # the classifier's head is not the encoder's
     assert torch.equal(model.backbone.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
     assert torch.equal(model.backbone.bn1.running_mean, classifier.bn1.running_mean)
+
+
+# ---------------------------------------------------------------------------------------------------- FCN on VGG-16
+
+
+def test_fcn_vgg16_counts_and_layers():
+    # VGG-16 conv1_1..conv5_3 14,714,688; fc6 7x7x512x4096 + 4096 = 102,764,544; fc7 4096^2 + 4096 = 16,781,312;
+    # score_fr 4096 x 21 + 21 = 86,037: FCN-32s 134,346,581 (its 32x upsampling is fixed: a buffer, no parameter).
+    # FCN-16s adds upscore2 (21 x 21 x 4 x 4, no bias) 7,056 and score_pool4 (512 x 21 + 21) 10,773; FCN-8s adds
+    # upscore_pool4 7,056 and score_pool3 (256 x 21 + 21) 5,397.
+    expected = {"fcn32s": 134_346_581, "fcn16s": 134_346_581 + 7_056 + 10_773,
+                "fcn8s": 134_346_581 + 2 * 7_056 + 10_773 + 5_397}
+    x = torch.empty(1, 3, 70, 45, device="meta")  # not a multiple of 32: padded, then cropped back
+    for name, count in expected.items():
+        model = _meta(name)
+        assert count_params(model) == count
+        assert model.fc6.kernel_size == (7, 7) and model.fc7.kernel_size == (1, 1)
+        assert model(x)["out"].shape == (1, 21, 70, 45)
+    learned = _meta("fcn8s", num_classes=5, learn_final_upsampling=True)
+    assert count_params(learned) == count_params(_meta("fcn8s", num_classes=5)) + 5 * 5 * 16 * 16
+    assert set(_meta("fcn8s").head_names) == {"score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3"}
+
+
+def test_bilinear_upsampling_is_bilinear_interpolation():
+    assert torch.allclose(bilinear_kernel(2)[1], torch.tensor([0.25, 0.75, 0.75, 0.25]) * 0.75)
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 5, 6)
+    for factor in (2, 8, 32):
+        learned = bilinear_upsampling(2, factor)(x)  # the initialization of the learned 2x layers
+        fixed = fixed_bilinear_upsampling(x, bilinear_kernel(factor), factor)  # the fixed final layer
+        reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        inner = (..., slice(factor, -factor), slice(factor, -factor))  # the borders differ: zeros outside the map
+        assert learned.shape == fixed.shape == (1, 2, 5 * factor, 6 * factor)
+        assert torch.allclose(learned, fixed, atol=1e-6)
+        assert torch.allclose(learned[inner], reference[inner], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_vgg16_classifier_file_initializes_fcn8s(tmp_path):
+    from torchvision.models import vgg16
+
+    torch.manual_seed(0)
+    classifier = vgg16(weights=None).eval()
+    torch.save(classifier.state_dict(), tmp_path / "vgg16.pth")
+    model = convzoo.create_model("fcn8s", num_classes=3).eval()
+    load_encoder_weights(model, tmp_path / "vgg16.pth", source="torchvision")
+    assert torch.equal(model.features[28].weight, classifier.features[28].weight)
+    pool5 = torch.randn(1, 512, 7, 7)
+    with torch.no_grad():  # fc6 at the centre of a 7x7 pool5 map is the classifier's first linear layer (Sec. 3.1)
+        convolved = F.relu(model.fc7(F.relu(model.fc6(pool5))))[0, :, 3, 3]
+        linear = classifier.classifier[:5](pool5.flatten(1))[0]
+    assert torch.allclose(convolved, linear, atol=1e-4)
+    out = model.train()(torch.randn(2, 3, 64, 64))["out"]
+    assert out.shape == (2, 3, 64, 64) and out.eq(0).all()  # Sec. 4.3: zero-initialized class scoring layers
+    segmentation_loss({"out": out}, torch.randint(0, 3, (2, 64, 64)))["ce"].backward()
+    assert model.score_fr.weight.grad.abs().sum() > 0 and model.score_pool3.weight.grad.abs().sum() > 0
+
+
+# the generic heads run on a small encoder; the torchvision models are checked above against torchvision's outputs
+SMALL_ENCODER = {"fcn": {"encoder": "resnet18"}, "deeplabv3": {"encoder": "resnet18"}}
+SEGMENTERS = [pytest.param(n, marks=pytest.mark.slow) if n.endswith("_resnet50") else n
+              for n in convzoo.list_models(kind="segmenter")]
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_every_segmenter_keeps_the_output_contract(name):
+    model = _meta(name, num_classes=7, in_chans=2, **SMALL_ENCODER.get(name, {}))
+    out = model(torch.empty(2, 2, 64, 48, device="meta"))
+    assert isinstance(out, dict) and set(out) == {"out"} and out["out"].shape == (2, 7, 64, 48)
+    with pytest.raises(ValueError, match="expects 2 input channels"):
+        model(torch.empty(2, 3, 64, 48, device="meta"))
