@@ -21,7 +21,7 @@ def test_voc_palette_is_the_devkits():
 
 def test_shapes_seg_paints_the_detection_masks_with_their_labels():
     shapes = ShapesSegmentation(3, size=64, seed=5)
-    detection = ShapesDataset(3, size=64, seed=5, min_radius=5.0, max_radius=13.0)
+    detection = ShapesDataset(3, size=64, seed=5, min_radius=8.0, max_radius=13.0)
     for index in range(3):
         image, labels = shapes[index]
         same_image, target = detection[index]

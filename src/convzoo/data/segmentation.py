@@ -55,10 +55,12 @@ class ShapesSegmentation(Dataset):
     classes = SHAPES_CLASSES
 
     def __init__(self, length: int, *, size: int = 64, seed: int = 0) -> None:
-        # shapes scale with the image (the detection set's radii 10..26 are for 128 px)
+        # shapes scale with the image (the detection set's radii 10..26 are for 128 px), but keep a radius of 8 px
+        # from 64 px up: a triangle 5 px in radius (its side 9 px) is barely told from a circle at that resolution
         scale = size / 128
-        self.shapes = ShapesDataset(length, size=size, seed=seed, min_radius=max(10 * scale, 3.0),
-                                    max_radius=max(26 * scale, 4.0))
+        minimum = max(10 * scale, min(8.0, size / 8), 3.0)
+        self.shapes = ShapesDataset(length, size=size, seed=seed, min_radius=minimum,
+                                    max_radius=max(26 * scale, minimum + 1))
         self._samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
