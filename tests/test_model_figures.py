@@ -37,7 +37,8 @@ def test_table_filters_by_glob_and_kind():
     assert [row.name for row in model_table("resnet1?")] == ["resnet18"]
     detectors = model_table(kind="detector")
     assert detectors and all(row.kind == "detector" and row.macs is None for row in detectors)
-    assert len(model_table(kind="classifier")) + len(detectors) == len(STORED)
+    texts = model_table(kind="text_classifier")
+    assert len(model_table(kind="classifier")) + len(detectors) + len(texts) == len(STORED)
 
 
 @pytest.mark.parametrize("name", _params(list_models()))

@@ -5,7 +5,8 @@ import torch
 
 import convzoo
 
-CLASSIFIERS = [n for n in convzoo.list_models() if convzoo.get_model_builder(n).__module__.startswith("convzoo.models")]
+CLASSIFIERS = [n for n in convzoo.list_models(kind="classifier")
+               if convzoo.get_model_builder(n).__module__.startswith("convzoo.models")]
 # The smoke test's input is 16 pixels a side (VGG's five poolings need 32); these models need more.
 MIN_SPATIAL = {"googlenet": 64, "inception_v3": 80, "bn_inception": 64}
 # These take only their default input size (VoxNet's FC(128) is sized for 32^3 grids).

@@ -11,10 +11,12 @@ from convzoo.tasks.base import Reducer, Task, TaskData, unwrap_model
 from convzoo.tasks.classification import ClassificationOptions, ClassificationTask
 from convzoo.tasks.detection import DetectionTask
 from convzoo.tasks.detection_build import DetectionOptions
+from convzoo.tasks.text import TextClassificationTask, TextOptions
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask}
+TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask,
+                                "text": TextClassificationTask}
 # the task that trains each kind of registered model
-TASK_OF_KIND = {"classifier": "classification", "detector": "detection"}
+TASK_OF_KIND = {"classifier": "classification", "detector": "detection", "text_classifier": "text"}
 
 
 def model_task(model: str) -> str:
@@ -27,14 +29,16 @@ def model_task(model: str) -> str:
 
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
-                detection: DetectionOptions | None = None, seed: int = 0, image_size: int | None = None,
-                pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
+                detection: DetectionOptions | None = None, text: TextOptions | None = None, seed: int = 0,
+                image_size: int | None = None, pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
     """The task for ``model`` on ``data`` with the options of that task."""
     common = {"image_size": image_size, "pretrained": pretrained, "pretrained_source": pretrained_source}
     if model_task(model) == "detection":
         return DetectionTask(model, data, detection, seed=seed, **common)
+    if model_task(model) == "text":
+        return TextClassificationTask(model, data, text, **common)
     return ClassificationTask(model, data, classification, **common)
 
 
 __all__ = ["TASKS", "ClassificationOptions", "ClassificationTask", "DetectionOptions", "DetectionTask", "Reducer",
-           "Task", "TaskData", "create_task", "model_task", "unwrap_model"]
+           "Task", "TaskData", "TextClassificationTask", "TextOptions", "create_task", "model_task", "unwrap_model"]
