@@ -42,7 +42,7 @@ CASES = [  # (argv with {root}, the command, what the line must say)
     (["train", "--model", "resnet18", "--pretrained", "{root}/weights.pth"], "train", "weights.pth"),
     (["train", *DETECTOR, "--hflip", "2"], "train", "--hflip must be a probability"),
     (["detect", "predict", "{root}/run", "{root}/cut.jpg"], "detect", "cannot decode image"),
-    (["predict", "{root}/run", "{root}/absent.png"], "predict", "no such image file"),
+    (["predict", "{root}/run", "{root}/absent.png"], "predict", "no such input file"),
     (["predict", "{root}/run", "{root}/cut.jpg", "--top", "0"], "predict", "--top must be at least 1"),
     (["evaluate", "{root}/absent"], "evaluate", "is not a convzoo run folder"),
     (["evaluate", "{root}/run", "--checkpoint", "best", "--data", "voc:{root}/absent"], "evaluate", "absent"),

@@ -39,7 +39,8 @@ def test_table_filters_by_glob_and_kind():
     assert detectors and all(row.kind == "detector" and row.macs is None for row in detectors)
     segmenters = model_table(kind="segmenter")
     assert segmenters and all(row.macs and row.input_size for row in segmenters)  # MACs at the default input size
-    assert len(model_table(kind="classifier")) + len(detectors) + len(segmenters) == len(STORED)
+    texts = model_table(kind="text_classifier")
+    assert len(model_table(kind="classifier")) + len(detectors) + len(segmenters) + len(texts) == len(STORED)
 
 
 @pytest.mark.parametrize("name", _params(list_models()))

@@ -21,6 +21,7 @@ FIGURES = {
     "googlenet": ("classifier", 13378280, 1582671872, (3, 224, 224)),
     "inception_v3": ("classifier", 27161264, 5713216096, (3, 299, 299)),
     "keypoint_rcnn_r50_fpn": ("detector", 59137258, None, None),
+    "kim_cnn": ("text_classifier", 3360902, 16500600, (1, 40)),
     "mask_rcnn_r50_fpn": ("detector", 44401393, None, None),
     "mc3_18": ("classifier", 11695440, 43342635008, (3, 16, 112, 112)),
     "nasnet_a_large": ("classifier", 88753150, 23783414658, (3, 331, 331)),

@@ -84,7 +84,7 @@ def measure(name: str) -> ModelFigures:
     kind = model_kind(name)
     input_size = getattr(model, "default_input_size", None)
     macs = None
-    if kind in ("classifier", "segmenter") and input_size is not None:
+    if kind in ("classifier", "segmenter", "text_classifier") and input_size is not None:
         input_size = tuple(int(s) for s in input_size)
         with torch.device("meta"):  # tensors that forward makes (e.g. masks, zeros) are meta too
             macs = summary(model, input_size, device="meta").total_macs

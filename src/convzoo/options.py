@@ -32,6 +32,28 @@ class ClassificationOptions:
             raise ValueError(f"--aux-weight must be a finite number >= 0, got {self.aux_weight}")
 
 
+@dataclass
+class TextOptions:
+    """What only text classification reads (``--data text:PATH``, ``kim_cnn``)."""
+
+    fold: int | None = None  # a cross-validation set: the test fold, 1..folds (None: 1)
+    folds: int | None = None  # a cross-validation set: the number of folds (None: 10)
+    embeddings: str = "rand"  # rand | static | non-static | multichannel (Kim 2014, Sec. 3.2)
+    word_vectors: str | None = None  # a word2vec/GloVe text file that initializes the embeddings
+    embedding_dim: int = 300  # without --word-vectors (with them: the file's dimension)
+
+    def __post_init__(self) -> None:
+        if self.embeddings not in ("rand", "static", "non-static", "multichannel"):
+            raise ValueError(f"--embeddings must be rand, static, non-static or multichannel, got {self.embeddings!r}")
+        if self.embeddings != "rand" and not self.word_vectors:
+            raise ValueError(f"--embeddings {self.embeddings} loads word vectors: give --word-vectors FILE")
+        if self.folds is not None and self.folds < 2:
+            raise ValueError(f"--folds must be at least 2, got {self.folds}")
+        if self.fold is not None and not 1 <= self.fold <= (self.folds or 10):
+            raise ValueError(f"--fold must be between 1 and --folds {self.folds or 10}, got {self.fold}")
+        if self.embedding_dim < 1:
+            raise ValueError(f"--embedding-dim must be positive, got {self.embedding_dim}")
+
 
 @dataclass
 class DetectionOptions:

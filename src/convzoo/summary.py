@@ -133,7 +133,8 @@ def _kernel_stride(module: nn.Module) -> tuple[tuple[int, ...] | None, tuple[int
 @torch.no_grad()
 def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: int | None = None,
             device: str | torch.device = "cpu") -> Summary:
-    """Run ``model`` once (eval mode, batch 1) on zeros of ``(C, *spatial)`` = ``input_size`` and tabulate it.
+    """Run ``model`` once (eval mode, batch 1) on zeros of ``(C, *spatial)`` = ``input_size`` and tabulate it
+    (zeros of the model's ``input_dtype``, float32 unless it says otherwise: token indices for a text model).
 
     ``input_size`` defaults to the model's ``default_input_size``. With ``depth=None`` each row is a leaf module;
     with ``depth=d`` rows are the modules ``d`` levels deep (e.g. ``depth=1``: the stages or inception modules),
@@ -165,7 +166,7 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: 
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros((1, *input_size), device=device))
+        model(torch.zeros((1, *input_size), device=device, dtype=getattr(model, "input_dtype", torch.float32)))
     finally:
         model.train(was_training)
         for h in handles:
@@ -173,7 +174,10 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, depth: 
 
     leaves = [n for n, m in named.items() if not any(True for _ in m.children())]  # [""]: a bare layer
     result = Summary(input_size=input_size)
-    idle = [n for n, m in named.items() if n not in outputs and any(True for _ in m.parameters())]
+    # a ModuleList/ModuleDict is never called itself: it ran when its children did
+    ran = set(outputs) | {n for n, m in named.items() if isinstance(m, (nn.ModuleList, nn.ModuleDict))
+                          and any(f"{n}.{child}" in outputs for child, _ in m.named_children())}
+    idle = [n for n, m in named.items() if n not in ran and any(True for _ in m.parameters())]
     result.not_run = {n: count_params(named[n]) for n in idle  # the outermost ones only
                       if not any(n.startswith(other + ".") for other in idle)}
     result.aux_heads = [n for n in result.not_run if n in getattr(model, "aux_heads", ())]

@@ -37,10 +37,11 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
         kind = f" of kind {args.kind}" if args.kind else ""
         raise ValueError(f"no model{kind} matches {args.pattern!r}; 'convzoo models' lists them all")
     width = max(len("model"), *(len(row.name) for row in rows))
-    header = f"{'model':<{width}}  {'kind':<10} {'params':>9}"
+    kinds = max(10, *(len(row.kind) for row in rows))
+    header = f"{'model':<{width}}  {'kind':<{kinds}} {'params':>9}"
     print(header if args.no_macs else f"{header} {'GMACs':>8}  input")
     for row in rows:
-        line = f"{row.name:<{width}}  {row.kind:<10} {row.params / 1e6:>8.2f}M"
+        line = f"{row.name:<{width}}  {row.kind:<{kinds}} {row.params / 1e6:>8.2f}M"
         if not args.no_macs:
             gmacs = "-" if row.macs is None else f"{row.macs / 1e9:.3f}"
             size = "-" if row.input_size is None else "x".join(map(str, row.input_size))

@@ -1,12 +1,16 @@
-"""convzoo predict RUN_DIR FILE...: a trained run's predictions for image files, from the run folder alone.
+"""convzoo predict RUN_DIR FILE...: a trained run's predictions for image files (or sentences), from the run folder
+alone.
 
-A classifier prints the most probable classes of each image; a detector prints what it found in each image,
+A classifier prints the most probable classes of each image; a text classifier those of each sentence: every
+non-blank line of each text FILE (printed as FILE:LINE) and each --sentence; a detector prints what it found in each
+image,
 draws the detections into --out and writes COCO results JSON there (image ids from --annotations, else the file
 stem when it is a number, as in COCO and VOC names); a segmenter writes each image's label map (a VOC palette PNG)
 and a colour overlay into --out. Each image is decoded and prepared as the run's data was.
 
 examples:
   convzoo predict runs/spec-digits-20250101-120000 three.png seven.png --top 3
+  convzoo predict runs/kim_cnn-text-20250101-120000 reviews.txt --sentence "a gripping , funny film"
   convzoo predict runs/mask_rcnn-shapes-20250101-120000 a.png b.png --out predictions/ --draw-thresh 0.3
 """
 
@@ -17,7 +21,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="predict image files with a trained run (any task)",
+    p = subparsers.add_parser("predict", help="predict image files (or sentences) with a trained run (any task)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_predict_arguments(p)
     p.set_defaults(func=run)
@@ -25,7 +29,10 @@ def register(subparsers) -> None:
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a folder written by convzoo train")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("inputs", nargs="*", metavar="FILE", help="image files (PNG, JPEG, ...); for a text classifier, "
+                   "text files with one sentence per line")
+    p.add_argument("--sentence", action="append", default=[], metavar="TEXT",
+                   help="text classifier: a sentence to classify, repeatable (default: none)")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default: best")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     p.add_argument("--top", type=int, default=1, help="classification: classes printed per image (default: 1)")
@@ -44,14 +51,19 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--top must be at least 1, got {args.top}")
     if not 0.0 <= args.draw_thresh <= 1.0:
         raise ValueError(f"--draw-thresh must be in [0, 1], got {args.draw_thresh}")
-    for path in args.images:
+    if not args.inputs and not args.sentence:
+        raise ValueError("predict needs input: image files, text files of sentences, or --sentence TEXT")
+    for path in args.inputs:
         if not Path(path).is_file():
-            raise FileNotFoundError(f"no such image file {path}")
+            raise FileNotFoundError(f"no such input file {path} (an image, or a text file of sentences)")
     import torch
 
     from convzoo.train.run import load_run
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     _, task, info, model = load_run(args.run_dir, args.checkpoint, device)
-    return task.predict_files(model, info, args.images, device, out=Path(args.out), top=args.top,
-                              draw_thresh=args.draw_thresh, annotations=args.annotations)
+    if args.sentence and task.name != "text":
+        raise ValueError(f"--sentence: {args.run_dir} is a {task.name} run; it predicts image files")
+    options = {"sentences": args.sentence} if args.sentence else {}
+    return task.predict_files(model, info, args.inputs, device, out=Path(args.out), top=args.top,
+                              draw_thresh=args.draw_thresh, annotations=args.annotations, **options)

@@ -7,6 +7,7 @@ examples:
   convzoo summary resnet18 --num-classes 10 --input-size 1,28,28
                                                               1 input channel (the model gets in_chans=1)
   convzoo summary resnet18 --input-size 3,1000                a 1D ResNet-18 (ndim follows the size)
+  convzoo summary kim_cnn --input-size 1,40                   a sentence of 40 tokens (Kim 2014)
   convzoo summary spec:CB-16-5-2-same,M-3-2,F,H-100 --input-size 1,28,28
                                                               the course's architecture strings
 """
@@ -75,7 +76,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     kind = model_kind(args.model)
-    if kind != "classifier":
+    if kind not in ("classifier", "text_classifier"):
         raise ValueError(f"{args.model} is a {kind}; summary tabulates classifiers ('convzoo models --kind {kind}' "
                          f"lists the parameters of the {kind}s)")
     model = create_model(args.model, **_model_kwargs(args))

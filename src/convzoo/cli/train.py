@@ -1,5 +1,5 @@
-"""convzoo train: train any registered model; the task (classification, detection, segmentation) follows from the
-model.
+"""convzoo train: train any registered model; the task (classification, detection, segmentation, text) follows
+from the model.
 
 With no arguments it trains a small CNN on scikit-learn's bundled digits (under 2 minutes on a laptop CPU).
 
@@ -8,6 +8,7 @@ examples:
   convzoo train --model resnet20 --data cifar10:DIR --epochs 30 --optimizer sgd --lr 0.1 --weight-decay 5e-4
   convzoo train --model mask_rcnn_r50_fpn --backbone resnet18 --small --data shapes --max-minutes 15 --clock cpu
   convzoo train --model unet --data shapes-seg --base-width 16 --epochs 8
+  convzoo train --model kim_cnn --data text:DIR/rt-polarity.all --fold 3 --threads 1
   convzoo train --resume runs/resnet20-cifar10-20250101-120000 --epochs 40
   torchrun --nproc-per-node 2 -m convzoo train --data mnist:DIR        (DistributedDataParallel)
 
@@ -19,11 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from convzoo.options import DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions, SegmentationOptions
+from convzoo.options import (DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions, SegmentationOptions,
+                             TextOptions)
 
 CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
 DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
 SEGMENTATION = {f.name for f in dataclasses.fields(SegmentationOptions)}
+TEXT = {f.name for f in dataclasses.fields(TextOptions)}
 # flags segmentation shares with another task (--aux-weight, --train-size, ...): the model's task takes them
 SHARED = SEGMENTATION & (CLASSIFICATION | DETECTION)
 
@@ -51,7 +54,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--model", help=f"a registered model (convzoo models) or spec:STRING (default: {model})")
     a("--data", help="classification: digits | mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | imagefolder:DIR | "
       "mnist1d:FILE | voxels[:DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR; "
-      "segmentation: shapes-seg | seg:DIR | coco-seg:ANNOTATIONS.json:IMAGE_DIR (default: " + data + ")")
+      "segmentation: shapes-seg | seg:DIR | coco-seg:ANNOTATIONS.json:IMAGE_DIR; "
+      "text: text:FILE | text:DIR | text:PREFIX (PREFIX.train/.dev/.test) (default: " + data + ")")
     a("--image-size", type=int, help="classification: resize images to this side (default: the data set's, 224 for "
       "photos); detection shapes: the side of the generated images (default: 128); shapes-seg: the same "
       "(default: 64)")
@@ -61,21 +65,21 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
       help="naming of --pretrained and --backbone-weights files (default: auto)")
     run = p.add_argument_group("the run")
     a = run.add_argument
-    a("--epochs", type=int, help="default: classification 10, detection 12, segmentation 10")
+    a("--epochs", type=int, help="default: classification 10, detection 12, segmentation 10, text 25")
     a("--max-minutes", type=float, help="time budget: the schedule follows the time and training stops when it is "
       "used up (default: none)")
     a("--clock", choices=("wall", "cpu"), help="the clock of --max-minutes: wall time, or this process's CPU time "
       "(steady on a busy machine) (default: wall)")
     a("--batch-size", type=int, help="the global batch over all processes (default: classification 32, detection 4, "
-      "segmentation 8)")
+      "segmentation 8, text 50)")
     a("--lr", type=float, help="peak learning rate (default: detection 0.02; else sgd 0.1, rmsprop 0.045, "
-      "adam/adamw 1e-3)")
-    a("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw"),
-      help="default: classification adamw, detection sgd")
+      "adam/adamw 1e-3, adadelta 1)")
+    a("--optimizer", choices=("sgd", "rmsprop", "adam", "adamw", "adadelta"),
+      help="default: classification adamw, detection sgd, text adadelta")
     a("--momentum", type=float, help="sgd and rmsprop momentum (default: 0.9)")
     a("--nesterov", action=argparse.BooleanOptionalAction,
       help="Nesterov momentum for sgd (default: classification on, detection off)")
-    a("--schedule", choices=("constant", "step", "cosine", "one-cycle"), help="default: cosine")
+    a("--schedule", choices=("constant", "step", "cosine", "one-cycle"), help="default: text constant, else cosine")
     a("--warmup", type=float, help="epochs of linear learning-rate warmup (default: classification 0, detection 0.4)")
     a("--milestones", type=_floats, help="step schedule: fractions of training where lr *= gamma (default: 0.5,0.75)")
     a("--gamma", type=float, help="step schedule factor (default: 0.1)")
@@ -148,6 +152,15 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
       "stage, its loss weighted by --aux-weight (default: off)")
     a("--output-stride", type=int, choices=(8, 16, 32), help="dilated encoders: input size / feature size "
       "(default: the model's)")
+    text = p.add_argument_group("text")
+    a = text.add_argument
+    a("--fold", type=int, help="a single-file set (cross-validation): the test fold, 1..N (default: 1)")
+    a("--folds", type=int, help="a single-file set: the number of folds N (default: 10)")
+    a("--embeddings", choices=("rand", "static", "non-static", "multichannel"), help="word vectors: random and "
+      "trained, or from --word-vectors kept fixed, fine-tuned, or both as two channels (default: rand)")
+    a("--word-vectors", metavar="FILE", help="word2vec or GloVe text file that initializes the word vectors "
+      "(default: none)")
+    a("--embedding-dim", type=int, help="word-vector size without --word-vectors (default: 300)")
 
 
 def register(subparsers) -> None:
@@ -177,8 +190,10 @@ def config_from_args(args: argparse.Namespace):
     segmentation = {k: given.pop(k) for k in list(given) if k in SEGMENTATION and (segmenter or k not in SHARED)}
     classification = {k: given.pop(k) for k in list(given) if k in CLASSIFICATION}
     detection = {k: given.pop(k) for k in list(given) if k in DETECTION}
+    text = {k: given.pop(k) for k in list(given) if k in TEXT}
     return TrainConfig(**given, classification=ClassificationOptions(**classification),
-                       detection=DetectionOptions(**detection), segmentation=SegmentationOptions(**segmentation))
+                       detection=DetectionOptions(**detection), segmentation=SegmentationOptions(**segmentation),
+                       text=TextOptions(**text))
 
 
 def _trains_segmenter(model: str) -> bool:

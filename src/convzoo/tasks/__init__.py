@@ -12,11 +12,13 @@ from convzoo.tasks.classification import ClassificationOptions, ClassificationTa
 from convzoo.tasks.detection import DetectionTask
 from convzoo.tasks.detection_build import DetectionOptions
 from convzoo.tasks.segmentation import SegmentationOptions, SegmentationTask
+from convzoo.tasks.text import TextClassificationTask, TextOptions
 
 TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask,
-                               "segmentation": SegmentationTask}
+                                "segmentation": SegmentationTask, "text": TextClassificationTask}
 # the task that trains each kind of registered model
-TASK_OF_KIND = {"classifier": "classification", "detector": "detection", "segmenter": "segmentation"}
+TASK_OF_KIND = {"classifier": "classification", "detector": "detection", "segmenter": "segmentation",
+                "text_classifier": "text"}
 
 
 def model_task(model: str) -> str:
@@ -30,7 +32,7 @@ def model_task(model: str) -> str:
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
                 detection: DetectionOptions | None = None, segmentation: SegmentationOptions | None = None,
-                seed: int = 0, image_size: int | None = None,
+                text: TextOptions | None = None, seed: int = 0, image_size: int | None = None,
                 pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
     """The task for ``model`` on ``data`` with the options of that task."""
     common = {"image_size": image_size, "pretrained": pretrained, "pretrained_source": pretrained_source}
@@ -38,8 +40,11 @@ def create_task(model: str, data: str, *, classification: ClassificationOptions 
         return DetectionTask(model, data, detection, seed=seed, **common)
     if model_task(model) == "segmentation":
         return SegmentationTask(model, data, segmentation, seed=seed, **common)
+    if model_task(model) == "text":
+        return TextClassificationTask(model, data, text, **common)
     return ClassificationTask(model, data, classification, **common)
 
 
 __all__ = ["TASKS", "ClassificationOptions", "ClassificationTask", "DetectionOptions", "DetectionTask", "Reducer",
-           "SegmentationOptions", "SegmentationTask", "Task", "TaskData", "create_task", "model_task", "unwrap_model"]
+           "SegmentationOptions", "SegmentationTask", "Task", "TaskData", "TextClassificationTask", "TextOptions",
+           "create_task", "model_task", "unwrap_model"]

@@ -113,6 +113,10 @@ class Task(ABC):
         """Epoch metrics beyond the losses from the summed ``tallies`` (e.g. training accuracy)."""
         return {}
 
+    def after_optimizer_step(self, model: nn.Module) -> None:
+        """Called by the engine after every optimizer step (e.g. a max-norm constraint on weights); no-op."""
+        return None
+
     def set_train_mode(self, model: nn.Module) -> None:
         """``model.train()``, or what the task's options need instead (frozen parts in eval mode)."""
         model.train()

@@ -19,18 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convzoo.options import DEFAULT_MODEL, ClassificationOptions, DetectionOptions, SegmentationOptions
+from convzoo.options import DEFAULT_MODEL, ClassificationOptions, DetectionOptions, SegmentationOptions, TextOptions
 
 # The defaults of the options a task may set otherwise (``Task.defaults``).
 ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 32, "optimizer": "adamw", "weight_decay": 0.0,
-                                   "warmup": 0.0, "grad_clip": None, "nesterov": True}
-LR_DEFAULTS = {"sgd": 0.1, "rmsprop": 0.045, "adam": 1e-3, "adamw": 1e-3}
-CHOICES = {"optimizer": ("sgd", "rmsprop", "adam", "adamw"), "schedule": ("constant", "step", "cosine", "one-cycle"),
+                                   "warmup": 0.0, "grad_clip": None, "nesterov": True, "schedule": "cosine"}
+LR_DEFAULTS = {"sgd": 0.1, "rmsprop": 0.045, "adam": 1e-3, "adamw": 1e-3, "adadelta": 1.0}
+CHOICES = {"optimizer": ("sgd", "rmsprop", "adam", "adamw", "adadelta"),
+           "schedule": ("constant", "step", "cosine", "one-cycle"),
            "amp": (None, "bf16", "fp16"), "clock": ("wall", "cpu")}
 FLOAT32_MAX = 3.4028234663852886e38
 # the nested option groups and the task that reads each
 TASK_OPTIONS = {"classification": ClassificationOptions, "detection": DetectionOptions,
-                "segmentation": SegmentationOptions}
+                "segmentation": SegmentationOptions, "text": TextOptions}
 
 
 @dataclass
@@ -41,11 +42,12 @@ class TrainConfig:
     data: str = "digits"
     epochs: int | None = None  # classification 10, detection 12
     batch_size: int | None = None  # the global batch over all processes: classification 32, detection 4
-    lr: float | None = None  # None: the optimizer's default (sgd 0.1, rmsprop 0.045, adam/adamw 1e-3)
-    optimizer: str | None = None  # sgd | rmsprop | adam | adamw (classification adamw, detection sgd)
+    lr: float | None = None  # None: the optimizer's default (sgd 0.1, rmsprop 0.045, adam/adamw 1e-3, adadelta 1)
+    optimizer: str | None = None  # sgd | rmsprop | adam | adamw | adadelta (classification adamw, detection sgd,
+    # text adadelta)
     momentum: float = 0.9
     nesterov: bool | None = None
-    schedule: str = "cosine"  # constant | step | cosine | one-cycle
+    schedule: str | None = None  # constant | step | cosine | one-cycle (text constant, else cosine)
     warmup: float | None = None  # epochs of linear warmup
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step schedule, fractions of training
     gamma: float = 0.1  # step schedule decay factor
@@ -72,6 +74,7 @@ class TrainConfig:
     classification: ClassificationOptions = field(default_factory=ClassificationOptions)
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
+    text: TextOptions = field(default_factory=TextOptions)
 
     def __post_init__(self) -> None:
         for name, kind in TASK_OPTIONS.items():
@@ -82,7 +85,7 @@ class TrainConfig:
                 raise TypeError(f"TrainConfig.{name} must be a {kind.__name__}, got {type(value).__name__}")
         for name, allowed in CHOICES.items():
             value = getattr(self, name)
-            if value not in allowed and not (name == "optimizer" and value is None):
+            if value not in allowed and not (name in ("optimizer", "schedule") and value is None):
                 raise ValueError(f"--{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
         integers = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every,
                     "threads": self.threads, "image_size": self.image_size, "workers": self.workers, "seed": self.seed}

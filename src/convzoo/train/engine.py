@@ -124,7 +124,8 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
     """Run the batches of ``loader`` (already positioned after ``state.batch`` batches); return the epoch's sums.
 
     ``lr_at(step, schedule_step)`` is the learning rate of a step (:func:`convzoo.train.optim.budget_learning_rate`).
-    The caller sets the training mode (``task.set_train_mode``). Sums: each named loss and ``loss`` (their sum)
+    The caller sets the training mode (``task.set_train_mode``); ``task.after_optimizer_step(model)`` follows each
+    optimizer step. Sums: each named loss and ``loss`` (their sum)
     times the batch's ``count``, and the task's tallies; divide by ``count`` for means. ``state`` is advanced after
     every optimizer step, then each ``callback(state, model)`` is called; a callback (or a first Ctrl-C) may set
     ``state.stop_requested`` to end the epoch at that step boundary; the budget ending sets ``state.out_of_time``.
@@ -160,6 +161,7 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
             scaler.update()
         else:
             optimizer.step()
+        task.after_optimizer_step(model)
         with torch.no_grad():
             count = tallies["count"].detach().double()
             for key, value in {**losses, "loss": loss}.items():

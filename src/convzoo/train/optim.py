@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-DEFAULT_LR = {"sgd": 0.1, "rmsprop": 0.045, "adam": 1e-3, "adamw": 1e-3}
+DEFAULT_LR = {"sgd": 0.1, "rmsprop": 0.045, "adam": 1e-3, "adamw": 1e-3, "adadelta": 1.0}
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -31,7 +31,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def build_optimizer(name: str, params: Iterable, lr: float, momentum: float = 0.9, nesterov: bool = True
                     ) -> torch.optim.Optimizer:
-    """``sgd`` (momentum, Nesterov), ``rmsprop`` (the Inception papers'), ``adam`` (L2 in the gradient), ``adamw``.
+    """``sgd`` (momentum, Nesterov), ``rmsprop`` (the Inception papers'), ``adam`` (L2 in the gradient), ``adamw``,
+    ``adadelta`` (Zeiler 2012, with Kim 2014's rho 0.95 and epsilon 1e-6; ``lr`` scales the update, 1.0 in the paper).
 
     RMSProp as in Inception-v3 (Szegedy et al. 2015, Sec. 8): decay 0.9, epsilon 1.0, momentum 0.9. Deviation:
     PyTorch adds epsilon outside the square root (``g / (sqrt(v) + eps)``), TensorFlow inside (``sqrt(v + eps)``).
@@ -44,7 +45,9 @@ def build_optimizer(name: str, params: Iterable, lr: float, momentum: float = 0.
         return torch.optim.Adam(params, lr=lr)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}; expected sgd, rmsprop, adam or adamw")
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-6)
+    raise ValueError(f"unknown optimizer {name!r}; expected sgd, rmsprop, adam, adamw or adadelta")
 
 
 def learning_rate(step: int, total_steps: int, base_lr: float, schedule: str = "cosine", warmup_steps: int = 0,

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import torch
 
-from convzoo.tasks import ClassificationOptions, DetectionOptions, SegmentationOptions, Task, create_task, model_task
+from convzoo.tasks import Task, create_task, model_task
 from convzoo.train.checkpoint import load_checkpoint
-from convzoo.train.config import TrainConfig, read_run_file
+from convzoo.train.config import TASK_OPTIONS, TrainConfig, read_run_file
 
 
 def changed_options(config: TrainConfig, group: str) -> list[str]:
-    """The options of the nested ``group`` ("classification", "detection") that differ from their defaults."""
-    defaults = {"classification": ClassificationOptions(), "detection": DetectionOptions(),
-                "segmentation": SegmentationOptions()}[group]
+    """The options of the nested ``group`` (a key of ``TASK_OPTIONS``) that differ from their defaults."""
+    defaults = TASK_OPTIONS[group]()
     given = getattr(config, group)
     return [f.name for f in dataclasses.fields(given) if getattr(given, f.name) != getattr(defaults, f.name)]
 
@@ -31,14 +30,14 @@ def changed_options(config: TrainConfig, group: str) -> list[str]:
 def task_of(config: TrainConfig) -> Task:
     """The task that trains ``config.model`` on ``config.data``; options meant for another task are an error."""
     kind = model_task(config.model)
-    for group in ("classification", "detection", "segmentation"):
+    for group in TASK_OPTIONS:
         stray = changed_options(config, group) if group != kind else []
         if stray:
             flags = ", ".join("--" + name.replace("_", "-") for name in stray)
             raise ValueError(f"{flags}: {group} option(s), but --model {config.model} is trained by the {kind} task")
     return create_task(config.model, config.data, classification=config.classification,
-                       detection=config.detection, segmentation=config.segmentation, seed=config.seed,
-                       image_size=config.image_size, pretrained=config.pretrained,
+                       detection=config.detection, segmentation=config.segmentation, text=config.text,
+                       seed=config.seed, image_size=config.image_size, pretrained=config.pretrained,
                        pretrained_source=config.pretrained_source)
 
 
