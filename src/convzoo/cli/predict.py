@@ -1,8 +1,9 @@
 """convzoo predict RUN_DIR FILE...: a trained run's predictions for image files, from the run folder alone.
 
-A classifier prints the most probable classes of each image; a detector prints what it found in each image,
-draws the detections into --out and writes COCO results JSON there (image ids from --annotations, else the file
-stem when it is a number, as in COCO and VOC names). Each image is decoded and prepared as the run's data was.
+A classifier prints the most probable classes of each image (of each .npy grid of a voxels run; of each clip, an
+.npy of T,H,W or C,T,H,W or a folder of frame images, of a moving-mnist run); a detector prints what it found in
+each image, draws the detections into --out and writes COCO results JSON there (image ids from --annotations, else
+the file stem when it is a number, as in COCO and VOC names). Each image is decoded and prepared as the run's data was.
 
 examples:
   convzoo predict runs/spec-digits-20250101-120000 three.png seven.png --top 3
@@ -24,7 +25,8 @@ def register(subparsers) -> None:
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a folder written by convzoo train")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...); .npy volumes; .npy clips or folders "
+                   "of frames")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default: best")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     p.add_argument("--top", type=int, default=1, help="classification: classes printed per image (default: 1)")
@@ -44,8 +46,8 @@ def run(args: argparse.Namespace) -> dict:
     if not 0.0 <= args.draw_thresh <= 1.0:
         raise ValueError(f"--draw-thresh must be in [0, 1], got {args.draw_thresh}")
     for path in args.images:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no such image file {path}")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such image file or folder {path}")
     import torch
 
     from convzoo.train.run import load_run

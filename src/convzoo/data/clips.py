@@ -118,7 +118,10 @@ class MovingDigitClips(Dataset):
         # (B, T, H, W) -> (B, 1, T, H, W)
         return self.normalize(torch.from_numpy(np.stack(clips)).unsqueeze(1)), torch.tensor(labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One clip (Tensor[1, T, H, W], label), or a batch for a list of indices."""
+        if isinstance(index, Sequence):
+            return self.__getitems__(index)
         clips, labels = self.__getitems__([index])
         return clips[0], labels[0]
 

@@ -145,7 +145,8 @@ def read_npy(path: Path, what: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as error:
-        raise ValueError(f"{path} is not a numpy .npy {what} ({error})") from None
+        reason = "an array of Python objects, which convzoo never unpickles" if "pickle" in str(error) else error
+        raise ValueError(f"{path} is not a numpy .npy {what} ({reason})") from None
     if not isinstance(array, np.ndarray):
         raise ValueError(f"{path} is not a numpy .npy {what} (an .npz archive)")
     return array
