@@ -132,8 +132,9 @@ def test_summary_of_3d_models_at_volume_sizes(capsys):
     assert main(["summary", "voxnet", "--input-size", "1,32,32,32", "--num-classes", "12"]) == 0
     out = capsys.readouterr().out
     assert "32x14x14x14" in out and "32x6x6x6" in out and "918,124 parameters" in out  # 917,866 + 2 * 129
-    assert main(["summary", "r3d_18", "--input-size", "1,32,32,32", "--depth", "1"]) == 0
-    assert "512x4x2x2" in capsys.readouterr().out  # stride 1, 2, 2, 2 in depth; 2, 1, 2, 2, 2 in height, width
+    assert main(["summary", "r3d_18", "--input-size", "1,32,32,32", "--depth", "1", "--num-classes", "12"]) == 0
+    # a 3D ResNet on volumes: the stem keeps the depth, conv3_x .. conv5_x halve every axis; 32 -> 4 x 2 x 2
+    assert "512x4x2x2" in capsys.readouterr().out
 
 
 def test_voxnet_trains_on_a_voxel_folder(tmp_path):

@@ -11,8 +11,9 @@ edges; here they never reach one, so the direction is one label for the whole cl
 ``digit * 4 + direction``: 40 classes named ``"3-left"`` etc. (``CLIP_CLASSES``).
 
 Clips are generated on the fly, deterministically per (split, index): the direction is ``index % 4`` (balanced),
-the digit, start and speed come from ``numpy.random.default_rng((seed, index))``. A batch of 32 clips of
-16 x 64 x 64 takes about 4 ms (measured in docs/volumes-video.md). The digits of each split are disjoint: MNIST's
+the digit, start and speed come from ``numpy.random.default_rng((seed, index))``. A batch of 16 clips of
+16 x 64 x 64 takes about 8 ms of CPU, 0.5% of a training step of R(2+1)D-18 at ``--width 8`` (measured by
+``benchmarks/bench_clip_loading.py``, docs/volumes-video.md). The digits of each split are disjoint: MNIST's
 training images without their last 5000 (train), those 5000 (dev) and MNIST's test images (test), so that test
 digits are unseen; without a path, scikit-learn's bundled 8x8 digits (split 70/10/20 by a fixed permutation)
 stand in for MNIST. ``CLIP_COUNTS`` clips per split.

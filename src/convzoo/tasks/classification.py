@@ -188,8 +188,9 @@ class ClassificationTask(Task):
             raise ValueError(f"--top must be at least 1, got {top}")
         kind = info["preprocess"].get("kind")
         if kind in ("volume", "clip"):
+            frames = temporal_kernel(model)
             inputs = [volume_input(Path(p), info["preprocess"]) if kind == "volume" else
-                      clip_input(Path(p), info["preprocess"], temporal_kernel(model)) for p in paths]
+                      clip_input(Path(p), info["preprocess"], frames) for p in paths]
         else:
             inputs = self._image_inputs(info, paths)
         model.eval()
