@@ -116,7 +116,7 @@ def test_input_contract_and_options():
         model(torch.zeros(1, 1, 32, 32))  # an image, not a clip
     model.reset_classifier(7)
     assert model.get_classifier().out_features == 7 and model.eval()(torch.zeros(2, 1, 2, 16, 16)).shape == (2, 7)
-    with pytest.raises(ValueError, match="unexpected keyword 'ndim'"):
+    with pytest.raises(ValueError, match="ndim must be 3"):
         create_model("r3d_18", ndim=2)
     assert create_model("r3d_18").num_classes == 400  # Kinetics-400, as torchvision
 
@@ -133,3 +133,22 @@ def test_cli_summary_at_8_frames_of_112(capsys):
     assert main(["summary", "r2plus1d_18", "--input-size", "3,8,112,112"]) == 0
     out = capsys.readouterr().out
     assert "512x1x7x7" in out and "20.260 GMACs" in out  # half the 16-frame figure, 40.519 G
+
+
+def test_width_scales_every_stage_and_keeps_the_rule():
+    model = create_model("r2plus1d_18", width=8, num_classes=40, in_chans=1)
+    assert [model.feature_info[i].channels for i in range(5)] == [8, 8, 16, 32, 64]
+    assert model.stem[0].out_channels == 5  # 45 * 8 // 64
+    assert model.layer2[1].conv1[0][0].out_channels == mid_channels(16, 16) == 36  # 27 * 16 * 16 / (144 + 48)
+    assert model(torch.zeros(2, 1, 4, 16, 16)).shape == (2, 40)
+    with shape_only():
+        assert count_params(create_model("r3d_18", width=64)) == 33_371_472  # the default is the paper's width
+    with pytest.raises(ValueError, match="width .* must be at least 1"):
+        create_model("mc3_18", width=0)
+
+
+@pytest.mark.slow
+def test_cli_summary_at_16_frames_of_112(capsys):
+    assert main(["summary", "r3d_18", "--input-size", "3,16,112,112"]) == 0
+    out = capsys.readouterr().out
+    assert "512x2x7x7" in out and "40.697 GMACs" in out and "33,371,472 parameters" in out

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import convzoo
-from convzoo.cli import build_parser
+from convzoo.cli import build_parser, main
 from convzoo.data import load_data, voxels
 from convzoo.data.voxels import VOXEL_CLASSES, generate_voxels, read_voxel_file, surface
 
@@ -94,11 +94,47 @@ def _train(*argv: str) -> dict:
     return args.func(args)
 
 
-def test_voxnet_trains_on_generated_voxels_end_to_end(tmp_path, monkeypatch):
+def _error_line(argv, capsys) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("convzoo predict: error: ") and "allow_pickle" not in err[0], err
+    return err[0]
+
+
+def test_voxnet_trains_on_generated_voxels_and_predicts_npy_grids(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(voxels, "SPLIT_SIZES", {"train": 48, "dev": 12, "test": 24})
-    metrics = _train("--data", "voxels", "--epochs", "2", "--out", str(tmp_path / "run"))
+    run = tmp_path / "run"
+    metrics = _train("--data", "voxels", "--epochs", "2", "--out", str(run))
     assert metrics["epochs"] == 2 and 0 <= metrics["test:accuracy"] <= 1
     assert np.isfinite(metrics["test:loss"])
+    grids, labels = generate_voxels(2, seed=9)
+    np.save(tmp_path / "dhw.npy", grids[0])
+    np.save(tmp_path / "1dhw.npy", grids[1][None].astype(np.float32))
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path / "dhw.npy"), str(tmp_path / "1dhw.npy"), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.split(": ")[1].split(" (")[0] in VOXEL_CLASSES for line in lines)
+    np.save(tmp_path / "rank.npy", np.zeros((32, 32), dtype=np.uint8))
+    np.save(tmp_path / "size.npy", np.zeros((16, 16, 16), dtype=np.uint8))
+    np.save(tmp_path / "objects.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY\x01\x00 truncated")
+    cases = {"rank.npy": "expected a voxel grid [D, H, W] or [1, D, H, W], got uint8 [32, 32]",
+             "size.npy": "a grid of 16x16x16 voxels, but this run was trained on 32x32x32",
+             "objects.npy": "not a numpy .npy voxel grid (an array of Python objects, which convzoo never unpickles)",
+             "corrupt.npy": "not a numpy .npy voxel grid"}
+    for name, expected in cases.items():
+        line = _error_line(["predict", str(run), str(tmp_path / name)], capsys)
+        assert name in line and expected in line, line
+
+
+def test_summary_of_3d_models_at_volume_sizes(capsys):
+    assert main(["summary", "voxnet", "--input-size", "1,32,32,32", "--num-classes", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "32x14x14x14" in out and "32x6x6x6" in out and "918,124 parameters" in out  # 917,866 + 2 * 129
+    assert main(["summary", "r3d_18", "--input-size", "1,32,32,32", "--depth", "1", "--num-classes", "12"]) == 0
+    # a 3D ResNet on volumes: the stem keeps the depth, conv3_x .. conv5_x halve every axis; 32 -> 4 x 2 x 2
+    assert "512x4x2x2" in capsys.readouterr().out
 
 
 def test_voxnet_trains_on_a_voxel_folder(tmp_path):

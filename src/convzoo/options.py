@@ -24,8 +24,13 @@ class ClassificationOptions:
     freeze_bn: bool = False
     augment: bool | None = None  # None: the data set's default
     skip_bad_images: bool = False
+    frames: int | None = None  # moving-mnist: frames of a clip (None: 16)
+    width: int | None = None  # video ResNets: channels of conv2_x (None: the paper's 64)
 
     def __post_init__(self) -> None:
+        for name in ("frames", "width"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.aux_weight is not None and not 0.0 <= self.aux_weight < float("inf"):

@@ -1,12 +1,13 @@
 """convzoo predict RUN_DIR FILE...: a trained run's predictions for image files (or sentences), from the run folder
 alone.
 
-A classifier prints the most probable classes of each image; a text classifier those of each sentence: every
-non-blank line of each text FILE (printed as FILE:LINE) and each --sentence; a detector prints what it found in each
-image,
-draws the detections into --out and writes COCO results JSON there (image ids from --annotations, else the file
-stem when it is a number, as in COCO and VOC names); a segmenter writes each image's label map (a VOC palette PNG)
-and a colour overlay into --out. Each image is decoded and prepared as the run's data was.
+A classifier prints the most probable classes of each image (of each .npy grid of a voxels run; of each clip, an
+.npy of T,H,W or C,T,H,W or a folder of frame images, of a moving-mnist run); a text classifier those of each
+sentence: every non-blank line of each text FILE (printed as FILE:LINE) and each --sentence; a detector prints what
+it found in each image, draws the detections into --out and writes COCO results JSON there (image ids from
+--annotations, else the file stem when it is a number, as in COCO and VOC names); a segmenter writes each image's
+label map (a VOC palette PNG) and a colour overlay into --out. Each image is decoded and prepared as the run's data
+was.
 
 examples:
   convzoo predict runs/spec-digits-20250101-120000 three.png seven.png --top 3
@@ -29,8 +30,8 @@ def register(subparsers) -> None:
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a folder written by convzoo train")
-    p.add_argument("inputs", nargs="*", metavar="FILE", help="image files (PNG, JPEG, ...); for a text classifier, "
-                   "text files with one sentence per line")
+    p.add_argument("inputs", nargs="*", metavar="FILE", help="image files (PNG, JPEG, ...); .npy volumes; .npy "
+                   "clips or folders of frames; for a text classifier, text files with one sentence per line")
     p.add_argument("--sentence", action="append", default=[], metavar="TEXT",
                    help="text classifier: a sentence to classify, repeatable (default: none)")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default: best")
@@ -52,10 +53,12 @@ def run(args: argparse.Namespace) -> dict:
     if not 0.0 <= args.draw_thresh <= 1.0:
         raise ValueError(f"--draw-thresh must be in [0, 1], got {args.draw_thresh}")
     if not args.inputs and not args.sentence:
-        raise ValueError("predict needs input: image files, text files of sentences, or --sentence TEXT")
+        raise ValueError("predict needs input: image files, .npy volumes or clips, frame folders, text files of "
+                         "sentences, or --sentence TEXT")
     for path in args.inputs:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no such input file {path} (an image, or a text file of sentences)")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such input file or folder {path} (an image, a .npy volume or clip, a folder "
+                                    "of frames, or a text file of sentences)")
     import torch
 
     from convzoo.train.run import load_run

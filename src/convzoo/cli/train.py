@@ -20,8 +20,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from convzoo.options import (DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions, SegmentationOptions,
-                             TextOptions)
+from convzoo.options import (
+    DEFAULT_MODEL,
+    RESUMABLE,
+    ClassificationOptions,
+    DetectionOptions,
+    SegmentationOptions,
+    TextOptions,
+)
 
 CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
 DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
@@ -53,8 +59,8 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a = engine.add_argument
     a("--model", help=f"a registered model (convzoo models) or spec:STRING (default: {model})")
     a("--data", help="classification: digits | mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | imagefolder:DIR | "
-      "mnist1d:FILE | voxels[:DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR | voc:DIR; "
-      "segmentation: shapes-seg | seg:DIR | coco-seg:ANNOTATIONS.json:IMAGE_DIR; "
+      "mnist1d:FILE | voxels[:DIR] | moving-mnist[:MNIST_DIR]; detection: shapes | coco:ANNOTATIONS.json:IMAGE_DIR "
+      "| voc:DIR; segmentation: shapes-seg | seg:DIR | coco-seg:ANNOTATIONS.json:IMAGE_DIR; "
       "text: text:FILE | text:DIR | text:PREFIX (PREFIX.train/.dev/.test) (default: " + data + ")")
     a("--image-size", type=int, help="classification: resize images to this side (default: the data set's, 224 for "
       "photos); detection shapes: the side of the generated images (default: 128); shapes-seg: the same "
@@ -110,6 +116,9 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--freeze-bn", action="store_true", help="replace every BatchNorm by a frozen one (fixed affine transform)")
     a("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default: the data set's)")
     a("--skip-bad-images", action="store_true", help="skip and count image files that cannot be decoded")
+    a("--frames", type=int, help="moving-mnist: frames of a clip (default: 16; --image-size sets the side, 64)")
+    a("--width", type=int, help="video ResNets (r3d_18, mc3_18, r2plus1d_18): channels of conv2_x, doubled in "
+      "each later stage (default: 64, the paper's)")
     detect = p.add_argument_group("detection")
     a = detect.add_argument
     a("--backbone", help="a registry classifier as the backbone, e.g. resnet18 (default: the model's)")

@@ -139,6 +139,19 @@ def voxel_arrays(sizes: dict[str, int] | None = None) -> dict[str, tuple[torch.T
     return splits
 
 
+def read_npy(path: Path, what: str) -> np.ndarray:
+    """The array of a numpy ``.npy`` file, read with ``allow_pickle=False``; a ValueError naming ``path`` and
+    ``what`` it should hold when it is not one (corrupt, truncated, an object array, an archive)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:
+        reason = "an array of Python objects, which convzoo never unpickles" if "pickle" in str(error) else error
+        raise ValueError(f"{path} is not a numpy .npy {what} ({reason})") from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path} is not a numpy .npy {what} (an .npz archive)")
+    return array
+
+
 def read_voxel_file(path: Path) -> np.ndarray:
     """One grid file as a Float32 or Bool[D, H, W] array of occupancies in [0, 1]; a ValueError naming ``path``."""
     if path.suffix.lower() == ".npz":
@@ -151,12 +164,7 @@ def read_voxel_file(path: Path) -> np.ndarray:
             raise ValueError(f"{path}: an .npz voxel file holds one array or one named 'voxels', got "
                              f"{', '.join(map(repr, arrays)) or 'none'}")
     else:
-        try:
-            grid = np.load(path, allow_pickle=False)
-        except ValueError as error:
-            raise ValueError(f"{path} is not a numpy .npy voxel grid ({error})") from None
-        if not isinstance(grid, np.ndarray):
-            raise ValueError(f"{path} is not a numpy .npy voxel grid (an archive)")
+        grid = read_npy(path, "voxel grid")
     if grid.ndim == 4 and grid.shape[0] == 1:
         grid = grid[0]
     if grid.ndim != 3 or min(grid.shape) < 1:
@@ -201,3 +209,14 @@ def read_voxel_folder(root: Path, shape: tuple[int, ...] | None = None
     binary = stacked.dtype == bool or bool(np.isin(stacked, (0, 1)).all())
     tensor = torch.from_numpy(stacked.astype(np.uint8 if binary else np.float32)).unsqueeze(1)
     return tensor, torch.tensor(labels, dtype=torch.long), classes
+
+
+def volume_input(path: Path, recipe: dict) -> torch.Tensor:
+    """The network input float32 Tensor[1, D, H, W] of a grid file (``read_voxel_file``), standardized as the
+    run's grids were (``recipe``: ``kind`` "volume", ``size`` [D, H, W], ``mean``, ``std``); a grid of another
+    size than the run's is refused, naming both."""
+    grid = read_voxel_file(path)
+    if list(grid.shape) != list(recipe["size"]):
+        raise ValueError(f"{path}: a grid of {'x'.join(map(str, grid.shape))} voxels, but this run was trained on "
+                         f"{'x'.join(map(str, recipe['size']))}")
+    return ((torch.from_numpy(grid.astype(np.float32)) - recipe["mean"]) / recipe["std"]).unsqueeze(0)

@@ -21,6 +21,11 @@ torchvision's layout differs from the paper's text, convzoo follows torchvision 
   stage's first block (N_{i-1} = N_i = 128, 256, 512: M = 288, 576, 1152 by the rule) has 230, 460, 921. Hence
   R(2+1)D-18 has 31.5 M parameters, not the 33.4 M of R3D-18 that the rule aims at.
 
+``width`` (default 64, the paper's) sets the channels of conv2_x, doubled in each later stage (width, 2 width, 4 width,
+8 width), so that a CPU trains the same networks narrower (``--width 8``: about 1/60 of the multiply-adds). At a
+width other than 64 the R(2+1)D stem's intermediate width is torchvision's 45 scaled by width / 64 (a convzoo
+choice: neither the paper nor torchvision has narrow variants); the blocks keep the rule of Sec. 3.5.
+
 ``feature_info`` gives the spatial stride of each stage (2, 2, 4, 8, 16: a 112x112 clip ends at 7x7), which is
 what detection code reads; the temporal strides are 1, 1, 2, 4, 8 (R3D, R(2+1)D) and 1 everywhere (MC3).
 """
@@ -44,6 +49,7 @@ VIDEO_TABLE: dict[str, tuple[str, tuple[str, str, str, str]]] = {
 }
 BLOCKS_18 = (2, 2, 2, 2)  # basic blocks in conv2_x .. conv5_x (Table 1, 18 layers)
 STEM_MID_CHANNELS = 45  # torchvision's R(2+1)D stem; the rule of Sec. 3.5 would give 83 (see the module docstring)
+WIDTH = 64  # channels of conv2_x in the paper (Table 1)
 
 
 def mid_channels(in_channels: int, out_channels: int, t: int = 3, d: int = 3) -> int:
@@ -51,6 +57,13 @@ def mid_channels(in_channels: int, out_channels: int, t: int = 3, d: int = 3) ->
     spatial and temporal convolutions at which the pair has the parameters of one t x d x d convolution:
     M (d^2 N_{i-1} + t N_i) = t d^2 N_{i-1} N_i. E.g. 64 -> 64: 27 * 64 * 64 / (576 + 192) = 144."""
     return (t * d * d * in_channels * out_channels) // (d * d * in_channels + t * out_channels)
+
+
+def temporal_kernel(model: nn.Module) -> int:
+    """The longest temporal kernel (axis 2 of Tensor[N, C, T, H, W]) of ``model``'s 3D convolutions: the fewest
+    frames a clip needs for every temporal convolution to see frames, not only zero padding (3 for the video
+    ResNets); 1 for a model without 3D convolutions."""
+    return max((m.kernel_size[0] for m in model.modules() if isinstance(m, nn.Conv3d)), default=1)
 
 
 def spatiotemporal_conv(kind: str, in_channels: int, out_channels: int, *, kernel: tuple[int, int] = (3, 3),
@@ -105,13 +118,15 @@ class VideoBasicBlock(nn.Module):
         return self.relu(out)
 
 
-def video_stem(kind: str, in_channels: int, out_channels: int = 64) -> nn.Sequential:
+def video_stem(kind: str, in_channels: int, out_channels: int = WIDTH) -> nn.Sequential:
     """The stem (conv1 of Table 1): a 3x7x7 convolution, stride 1 in time and 2 in space, BN and ReLU; for
-    "2+1d" it is factorized into 1x7x7 to ``STEM_MID_CHANNELS`` and 3x1x1 (torchvision's ``R2Plus1dStem``).
+    "2+1d" it is factorized into 1x7x7 to ``STEM_MID_CHANNELS`` (scaled by ``out_channels / 64``) and 3x1x1
+    (torchvision's ``R2Plus1dStem``).
 
     Names as torchvision's: ``stem.0`` (the convolution; "2+1d": ``stem.0`` .. ``stem.3``), then BN and ReLU.
     """
-    layer = spatiotemporal_conv(kind, in_channels, out_channels, kernel=(3, 7), stride=(1, 2), mid=STEM_MID_CHANNELS)
+    mid = max(1, STEM_MID_CHANNELS * out_channels // WIDTH)
+    layer = spatiotemporal_conv(kind, in_channels, out_channels, kernel=(3, 7), stride=(1, 2), mid=mid)
     layers = list(layer) if isinstance(layer, nn.Sequential) else [layer]  # flat, as torchvision's stem.0 .. stem.5
     return nn.Sequential(*layers, batch_norm(3, out_channels), nn.ReLU(inplace=True))
 
@@ -121,7 +136,9 @@ class VideoResNet(Classifier):
     (one kind per stage), ``layers`` blocks each, global average pooling over (T, H, W) and a linear layer.
 
     Input clips Tensor[N, in_chans, T, H, W] -> logits Tensor[N, num_classes]; default input size
-    (in_chans, 16, 112, 112). Any T, H, W of at least 1 work (the pooling is global).
+    (in_chans, 16, 112, 112). Any T, H, W of at least 1 work (the pooling is global), but a clip shorter than
+    the temporal kernels (3 frames, ``temporal_kernel``) only convolves zero padding in time. ``width``: the
+    channels of conv2_x (module docstring); ``ndim`` must be 3 (the classification task passes the number of axes).
 
     Deviations from torchvision: ``zero_init_residual=True`` zeroes the last BN scale of every block (Goyal et al.
     2017), where torchvision's video ResNet zeroes only bottleneck blocks' and so leaves a basic block unchanged;
@@ -132,17 +149,22 @@ class VideoResNet(Classifier):
     first_conv = "stem.0"
 
     def __init__(self, stem: str, stages: tuple[str, ...], layers: tuple[int, ...] = BLOCKS_18, *,
-                 num_classes: int = 400, in_chans: int = 3, zero_init_residual: bool = False,
-                 drop_rate: float = 0.0) -> None:
+                 num_classes: int = 400, in_chans: int = 3, width: int = WIDTH, ndim: int = 3,
+                 zero_init_residual: bool = False, drop_rate: float = 0.0) -> None:
         super().__init__()
         if len(stages) != len(layers):
             raise ValueError(f"one convolution kind per stage expected: {len(layers)} stages, got {stages}")
+        if ndim != 3:
+            raise ValueError(f"video ResNets are 3D networks (inputs [N, C, T, H, W]): ndim must be 3, got {ndim}")
+        if width < 1:
+            raise ValueError(f"width (the channels of conv2_x) must be at least 1, got {width}")
         self.in_chans, self.num_classes = in_chans, num_classes
         self.default_input_size = (in_chans, 16, 112, 112)
-        self.stem = video_stem(stem, in_chans, 64)
-        self.feature_info = [FeatureInfo("stem", 64, 2)]
-        channels, stride = 64, 2
-        for index, (kind, planes, blocks) in enumerate(zip(stages, (64, 128, 256, 512), layers), start=1):
+        self.stem = video_stem(stem, in_chans, width)
+        self.feature_info = [FeatureInfo("stem", width, 2)]
+        channels, stride = width, 2
+        planes_of_stages = (width, 2 * width, 4 * width, 8 * width)  # 64, 128, 256, 512 in Table 1
+        for index, (kind, planes, blocks) in enumerate(zip(stages, planes_of_stages, layers), start=1):
             first_stride = 1 if index == 1 else 2
             setattr(self, f"layer{index}", _make_stage(kind, channels, planes, blocks, first_stride))
             channels, stride = planes, stride * first_stride

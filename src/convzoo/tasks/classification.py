@@ -19,19 +19,28 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from convzoo.data import collate_batch, load_data
+from convzoo.data.clips import clip_input
 from convzoo.data.imagefolder import BadImageError, read_image
 from convzoo.data.transforms import preprocessor
+from convzoo.data.voxels import volume_input
 from convzoo.layers import BATCH_NORM_TYPES, freeze_bn
 from convzoo.models.aux import classification_loss, main_logits
+from convzoo.models.video import VIDEO_TABLE, temporal_kernel
 from convzoo.options import ClassificationOptions
 from convzoo.registry import create_model
 from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
 
 
-def create_classifier(name: str, num_classes: int, input_size: Sequence[int]) -> nn.Module:
+def create_classifier(name: str, num_classes: int, input_size: Sequence[int], width: int | None = None) -> nn.Module:
     """``create_model(name)`` for inputs of ``input_size`` (C, *spatial): the course's ``spec:`` strings get the
-    spatial size, other models the number of spatial axes when it is not 2 (1D models for MNIST-1D)."""
+    spatial size, other models the number of spatial axes when it is not 2 (1D models for MNIST-1D); ``width``
+    (``--width``) goes to the video ResNets."""
     kwargs = {"num_classes": num_classes, "in_chans": input_size[0]}
+    if width is not None:
+        if name not in VIDEO_TABLE:
+            raise ValueError(f"--width {width}: only the video ResNets ({', '.join(VIDEO_TABLE)}) take a width, "
+                             f"not {name}")
+        kwargs["width"] = width
     if name.startswith("spec:") or name == "spec":
         kwargs["input_size"] = tuple(input_size[1:])
     elif len(input_size) != 3:
@@ -87,14 +96,18 @@ class ClassificationTask(Task):
         self.image_size, self.pretrained, self.pretrained_source = image_size, pretrained, pretrained_source
 
     def load_data(self, data: str | None = None) -> TaskData:
-        splits = load_data(data or self.data_spec, self.options.augment, self.image_size, self.options.skip_bad_images)
+        splits = load_data(data or self.data_spec, self.options.augment, self.image_size, self.options.skip_bad_images,
+                           self.options.frames)
         info = {"num_classes": splits.num_classes, "input_size": list(splits.input_size),
                 "class_names": list(splits.class_names), "preprocess": splits.preprocess, "data": splits.name}
         notes = [f"skipped {splits.bad_images} image files that cannot be decoded"] if splits.bad_images else []
         return TaskData(splits.train, splits.dev, splits.test, info, notes)
 
     def build_model(self, info: dict, initialize: bool = True) -> nn.Module:
-        model = create_classifier(self.model_name, info["num_classes"], info["input_size"])
+        model = create_classifier(self.model_name, info["num_classes"], info["input_size"], self.options.width)
+        if info.get("preprocess", {}).get("kind") == "clip" and info["input_size"][1] < temporal_kernel(model):
+            raise ValueError(f"--frames {info['input_size'][1]}: clips shorter than {self.model_name}'s temporal "
+                             f"kernel of {temporal_kernel(model)} frames; give at least that many")
         if initialize and self.pretrained:
             load_pretrained(model, self.pretrained, self.pretrained_source)
         if self.options.freeze_bn:
@@ -169,12 +182,33 @@ class ClassificationTask(Task):
 
     def predict_files(self, model: nn.Module, info: dict, paths: Sequence[str], device: torch.device,
                       out: Path | None = None, top: int = 1, **_options) -> dict:
-        """Print ``FILE: class (probability), ...`` for the ``top`` classes of each image file."""
+        """Print ``FILE: class (probability), ...`` for the ``top`` classes of each image file (a grid file of a
+        voxels run, a clip file or folder of frames of a moving-mnist run)."""
+        if top < 1:
+            raise ValueError(f"--top must be at least 1, got {top}")
+        kind = info["preprocess"].get("kind")
+        if kind in ("volume", "clip"):
+            frames = temporal_kernel(model)
+            inputs = [volume_input(Path(p), info["preprocess"]) if kind == "volume" else
+                      clip_input(Path(p), info["preprocess"], frames) for p in paths]
+        else:
+            inputs = self._image_inputs(info, paths)
+        model.eval()
+        with torch.no_grad():  # one batch, or one input at a time where clips differ in length
+            batches = [torch.stack(inputs)] if len({x.shape for x in inputs}) == 1 else [x[None] for x in inputs]
+            probabilities = torch.cat([main_logits(model(x.to(device))).float().softmax(1).cpu() for x in batches])
+        names = info.get("class_names") or [str(i) for i in range(info["num_classes"])]
+        results = {}
+        for path, row in zip(paths, probabilities):
+            values, indices = row.topk(min(top, len(row)))
+            results[path] = [(names[i], v) for v, i in zip(values.tolist(), indices.tolist())]
+            print(f"{path}: " + ", ".join(f"{name} ({p:.4f})" for name, p in results[path]))
+        return results
+
+    def _image_inputs(self, info: dict, paths: Sequence[str]) -> list[torch.Tensor]:
         if len(info["input_size"]) != 3:
             raise ValueError(f"predict reads image files; this run's inputs are not images "
                              f"(input size {info['input_size']})")
-        if top < 1:
-            raise ValueError(f"--top must be at least 1, got {top}")
         prepare = preprocessor(info["preprocess"])
         mode = "L" if info["input_size"][0] == 1 else "RGB"
         images = []
@@ -183,16 +217,7 @@ class ClassificationTask(Task):
                 images.append(prepare(read_image(Path(path), mode)))
             except BadImageError:
                 raise BadImageError(f"cannot decode image {path}: not an image file Pillow can read") from None
-        model.eval()
-        with torch.no_grad():
-            probabilities = main_logits(model(torch.stack(images).to(device))).float().softmax(1).cpu()
-        names = info.get("class_names") or [str(i) for i in range(info["num_classes"])]
-        results = {}
-        for path, row in zip(paths, probabilities):
-            values, indices = row.topk(min(top, len(row)))
-            results[path] = [(names[i], v) for v, i in zip(values.tolist(), indices.tolist())]
-            print(f"{path}: " + ", ".join(f"{name} ({p:.4f})" for name, p in results[path]))
-        return results
+        return images
 
 
 def _num_classes(model: nn.Module) -> int:
