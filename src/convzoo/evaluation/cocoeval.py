@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth
-from convzoo.evaluation.matching import box_iou_pairs, group_pairs, mask_iou_pairs, match_detections, oks_pairs
+from convzoo.evaluation.masks import mask_iou_pairs
+from convzoo.evaluation.matching import box_iou_pairs, group_pairs, match_detections, oks_pairs
 
 # pycocotools' Params: linspace, not arange (arange drifts above the true values).
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -252,7 +253,7 @@ def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kp
         return box_iou_pairs(dets.boxes[di], gt.boxes[gi], gt.iscrowd[gi])
     if iou_type == "segm":
         return mask_iou_pairs([dets.segmentations[i] for i in d_idx], [gt.segmentations[j] for j in g_idx],
-                              gt.iscrowd[g_idx], pair_det, pair_gt, d_group[pair_det])
+                              gt.iscrowd[g_idx], pair_det, pair_gt, dets.image[di])
     sigmas = KEYPOINT_SIGMAS if kpt_sigmas is None else np.asarray(kpt_sigmas, dtype=np.float64)
     if len(gi) and gt.keypoints.shape[1] != len(sigmas):
         raise ValueError(f"{len(sigmas)} OKS sigmas given for {gt.keypoints.shape[1]} keypoints")
