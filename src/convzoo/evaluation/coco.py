@@ -10,11 +10,9 @@ pycocotools silently drops detections of unknown categories, we refuse them inst
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,16 +63,6 @@ class CocoDetections:
     boxes: np.ndarray  # float64[D, 4] (x, y, w, h); NaN for mask results evaluated as segm (not needed)
     segmentations: list | None = None
     keypoints: np.ndarray | None = None
-
-
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, naming the file when it is not JSON."""
-    path = Path(path)
-    try:
-        with path.open() as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON: {error}") from None
 
 
 def _record(records: list, kind: str, index: int) -> str:
