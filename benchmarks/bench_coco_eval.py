@@ -10,6 +10,7 @@ skipped (``pip install -e .[bench]`` installs them all).
 
     python benchmarks/bench_coco_eval.py                       # bbox, 5,000 images
     python benchmarks/bench_coco_eval.py --iou-type segm --images 1000
+    python benchmarks/bench_coco_eval.py --iou-type keypoints --images 5000 --dets 20
     python benchmarks/bench_coco_eval.py --skip pycocotools --repeat 3
     python benchmarks/bench_coco_eval.py --processes --images 3000 --repeat 3   # whole processes, from files
 
@@ -83,6 +84,42 @@ def synthetic_set(images: int, objects: float, dets: int, categories: int, segm:
             results.append(result)
     gt = {"images": gt_images, "annotations": anns,
           "categories": [{"id": c, "name": f"class{c}"} for c in range(1, categories + 1)]}
+    return gt, results
+
+
+def synthetic_keypoints(images: int, objects: float, dets: int, seed: int = 0):
+    """A person-keypoint set: boxes as above, 17 keypoints inside each (20% unlabelled, num_keypoints counts the
+    rest), 1-3 detections per person with keypoints jittered by 5% of the box plus random poses, ``dets`` per image."""
+    rng = np.random.default_rng(seed)
+    height, width = 480, 640
+    gt_images, anns, results = [], [], []
+    for image_id in range(1, images + 1):
+        gt_images.append({"id": image_id, "height": height, "width": width, "file_name": f"{image_id}.jpg"})
+        n = rng.poisson(objects)
+        wh = np.exp(rng.uniform(np.log(16), np.log(400), size=(n, 2)))
+        xy = rng.uniform(0, 1, size=(n, 2)) * np.maximum([width, height] - wh, 1)
+        points = xy[:, None] + rng.uniform(0, 1, size=(n, 17, 2)) * wh[:, None]
+        visible = rng.uniform(size=(n, 17)) < 0.8
+        for i in range(n):
+            kpts = np.concatenate([np.where(visible[i, :, None], np.round(points[i], 2), 0),
+                                   2 * visible[i, :, None]], axis=1)
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                         "bbox": np.round(np.r_[xy[i], wh[i]], 2).tolist(),
+                         "area": float(np.round(wh[i].prod() * 0.6, 2)),
+                         "keypoints": kpts.reshape(-1).tolist(), "num_keypoints": int(visible[i].sum())})
+        copies = rng.integers(1, 4, size=n)
+        jittered = np.repeat(points, copies, axis=0) if n else np.zeros((0, 17, 2))
+        jittered = jittered + rng.normal(0, 0.05, size=jittered.shape) * np.repeat(wh, copies, axis=0)[:, None]
+        extra = max(dets - len(jittered), 0)
+        rand_wh = np.exp(rng.uniform(np.log(16), np.log(300), size=(extra, 2)))
+        rand_xy = rng.uniform(0, 1, size=(extra, 2)) * ([width, height] - rand_wh)
+        poses = np.concatenate([jittered, rand_xy[:, None] + rng.uniform(0, 1, size=(extra, 17, 2)) * rand_wh[:, None]])
+        scores = np.round(np.concatenate([rng.uniform(0.2, 1, len(jittered)), rng.uniform(0, 0.8, extra)]), 4)
+        for pose, score in zip(np.round(poses, 2), scores.tolist()):
+            kpts = np.concatenate([pose, np.ones((17, 1))], axis=1).reshape(-1).tolist()
+            results.append({"image_id": image_id, "category_id": 1, "keypoints": kpts, "score": score})
+    gt = {"images": gt_images, "annotations": anns, "categories": [{"id": 1, "name": "person",
+                                                                    "keypoints": [f"k{i}" for i in range(17)]}]}
     return gt, results
 
 
@@ -251,7 +288,7 @@ def main() -> None:
     parser.add_argument("--objects", type=float, default=7.0, help="mean ground-truth objects per image")
     parser.add_argument("--dets", type=int, default=100, help="detections per image")
     parser.add_argument("--categories", type=int, default=80)
-    parser.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
+    parser.add_argument("--iou-type", choices=("bbox", "segm", "keypoints"), default="bbox")
     parser.add_argument("--skip", nargs="*", default=[], help=f"evaluators to skip, of: {', '.join(RUNNERS)}")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time of each evaluator is kept")
     parser.add_argument("--processes", action="store_true",
@@ -269,6 +306,8 @@ def main() -> None:
     if args.processes and args.data_dir and all(p.exists() for p in data_files(args)):
         gt = dets = None  # the files of an earlier run
         print(f"{args.iou_type}: {args.images} images from {args.data_dir}")
+    elif args.iou_type == "keypoints":
+        gt, dets = synthetic_keypoints(args.images, args.objects, args.dets)
     else:
         gt, dets = synthetic_set(args.images, args.objects, args.dets, args.categories, args.iou_type == "segm")
     if gt is not None:
@@ -309,7 +348,8 @@ def main() -> None:
 def report(times: dict, stats: dict, repeat: int, memory: dict | None = None) -> None:
     print(f"best of {repeat}:")
     for name, (wall, cpu) in sorted(times.items(), key=lambda item: item[1][1]):
-        diff = np.abs(np.subtract(stats[name], stats["convzoo"])).max() if "convzoo" in stats else float("nan")
+        size = min(len(stats[name]), len(stats.get("convzoo", [])))  # faster-coco-eval appends its own numbers
+        diff = np.abs(np.subtract(stats[name][:size], stats["convzoo"][:size])).max() if size else float("nan")
         peak = f" {memory[name]:8.0f} MB peak" if memory else ""
         print(f"{name:>22}: {wall:8.2f} s wall {cpu:8.2f} s CPU{peak}   max |stat diff| vs convzoo {diff:.3g}")
 
