@@ -10,7 +10,14 @@ skipped (``pip install -e .[bench]`` installs them all).
 
     python benchmarks/bench_coco_eval.py                       # bbox, 5,000 images
     python benchmarks/bench_coco_eval.py --iou-type segm --images 1000
+    python benchmarks/bench_coco_eval.py --iou-type keypoints --images 5000 --dets 20
     python benchmarks/bench_coco_eval.py --skip pycocotools --repeat 3
+    python benchmarks/bench_coco_eval.py --processes --images 3000 --repeat 3   # whole processes, from files
+
+With ``--processes`` every evaluator runs as a fresh Python process per round that reads the two JSON files with
+its own loader (``COCO(path)``/``loadRes(path)``; convzoo: ``read_json``, ``read_detections``) and evaluates: the
+parent reports the process's CPU time (``getrusage`` of the child: imports, reading, evaluation), its wall time,
+and the child's peak resident memory (``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,13 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -71,6 +84,42 @@ def synthetic_set(images: int, objects: float, dets: int, categories: int, segm:
             results.append(result)
     gt = {"images": gt_images, "annotations": anns,
           "categories": [{"id": c, "name": f"class{c}"} for c in range(1, categories + 1)]}
+    return gt, results
+
+
+def synthetic_keypoints(images: int, objects: float, dets: int, seed: int = 0):
+    """A person-keypoint set: boxes as above, 17 keypoints inside each (20% unlabelled, num_keypoints counts the
+    rest), 1-3 detections per person with keypoints jittered by 5% of the box plus random poses, ``dets`` per image."""
+    rng = np.random.default_rng(seed)
+    height, width = 480, 640
+    gt_images, anns, results = [], [], []
+    for image_id in range(1, images + 1):
+        gt_images.append({"id": image_id, "height": height, "width": width, "file_name": f"{image_id}.jpg"})
+        n = rng.poisson(objects)
+        wh = np.exp(rng.uniform(np.log(16), np.log(400), size=(n, 2)))
+        xy = rng.uniform(0, 1, size=(n, 2)) * np.maximum([width, height] - wh, 1)
+        points = xy[:, None] + rng.uniform(0, 1, size=(n, 17, 2)) * wh[:, None]
+        visible = rng.uniform(size=(n, 17)) < 0.8
+        for i in range(n):
+            kpts = np.concatenate([np.where(visible[i, :, None], np.round(points[i], 2), 0),
+                                   2 * visible[i, :, None]], axis=1)
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                         "bbox": np.round(np.r_[xy[i], wh[i]], 2).tolist(),
+                         "area": float(np.round(wh[i].prod() * 0.6, 2)),
+                         "keypoints": kpts.reshape(-1).tolist(), "num_keypoints": int(visible[i].sum())})
+        copies = rng.integers(1, 4, size=n)
+        jittered = np.repeat(points, copies, axis=0) if n else np.zeros((0, 17, 2))
+        jittered = jittered + rng.normal(0, 0.05, size=jittered.shape) * np.repeat(wh, copies, axis=0)[:, None]
+        extra = max(dets - len(jittered), 0)
+        rand_wh = np.exp(rng.uniform(np.log(16), np.log(300), size=(extra, 2)))
+        rand_xy = rng.uniform(0, 1, size=(extra, 2)) * ([width, height] - rand_wh)
+        poses = np.concatenate([jittered, rand_xy[:, None] + rng.uniform(0, 1, size=(extra, 17, 2)) * rand_wh[:, None]])
+        scores = np.round(np.concatenate([rng.uniform(0.2, 1, len(jittered)), rng.uniform(0, 0.8, extra)]), 4)
+        for pose, score in zip(np.round(poses, 2), scores.tolist()):
+            kpts = np.concatenate([pose, np.ones((17, 1))], axis=1).reshape(-1).tolist()
+            results.append({"image_id": image_id, "category_id": 1, "keypoints": kpts, "score": score})
+    gt = {"images": gt_images, "annotations": anns, "categories": [{"id": 1, "name": "person",
+                                                                    "keypoints": [f"k{i}" for i in range(17)]}]}
     return gt, results
 
 
@@ -157,6 +206,76 @@ def run_convzoo(gt: dict, dets: list, iou_type: str) -> list[float]:
     return evaluate_coco(gt, dets, iou_type).stats_list
 
 
+def load_pycocotools_api(coco_cls, gt_path: str, dets_path: str):
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_cls(gt_path)
+        return coco_gt, coco_gt.loadRes(dets_path)
+
+
+def child(name: str, gt_path: str, dets_path: str, iou_type: str) -> list[float]:
+    """One evaluator from the files, as a user would call it."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        if name == "convzoo":
+            from convzoo.evaluation import parse_ground_truth, read_detections, read_json
+
+            gt = parse_ground_truth(read_json(gt_path), iou_type)
+            return evaluate_coco(gt, read_detections(dets_path, gt, iou_type), iou_type).stats_list
+        if name == "faster-coco-eval":
+            from faster_coco_eval import COCO, COCOeval_faster
+
+            coco_gt = COCO(gt_path)
+            coco_eval = COCOeval_faster(coco_gt, coco_gt.loadRes(dets_path), iou_type,
+                                        print_function=lambda *a: None, rle_iou_max_workers=1)
+        else:
+            module = {"pycocotools": "pycocotools.coco", "hotcoco": "hotcoco", "vernier": "pycocotools.coco",
+                      "ultrafast-pycocotools": "ultrafast_pycocotools", "convzoo COCOeval": "convzoo.evaluation"}[name]
+            coco_cls = importlib.import_module(module).COCO
+            eval_module = {"pycocotools": "pycocotools.cocoeval", "vernier": "vernier"}.get(name, module)
+            eval_cls = importlib.import_module(eval_module).COCOeval
+            coco_gt, coco_dt = load_pycocotools_api(coco_cls, gt_path, dets_path)
+            coco_eval = eval_cls(coco_gt, coco_dt, iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return [float(v) for v in list(coco_eval.stats)[:12]]
+
+
+def data_files(args) -> tuple[Path, Path]:
+    folder = Path(args.data_dir or tempfile.mkdtemp(prefix="bench_coco_"))
+    stem = f"{args.iou_type}_{args.images}_{args.dets}"
+    return folder / f"gt_{stem}.json", folder / f"dets_{stem}.json"
+
+
+def run_processes(names: list, gt: dict, dets: list, args) -> tuple[dict, dict, dict]:
+    """Each evaluator as a fresh process per round: CPU (the child's getrusage), wall, peak RSS, statistics."""
+    gt_path, dets_path = data_files(args)
+    if gt is not None:
+        gt_path.write_text(json.dumps(gt))
+        dets_path.write_text(json.dumps(dets))
+    del gt, dets
+    times, stats, memory = {}, {}, {}
+    for round_ in range(args.repeat):
+        for name in list(names) if round_ % 2 == 0 else names[::-1]:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall = time.perf_counter()
+            out = subprocess.run([sys.executable, __file__, "--child", name, "--gt-file", str(gt_path), "--dets-file",
+                                  str(dets_path), "--iou-type", args.iou_type], capture_output=True, text=True,
+                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
+            wall = time.perf_counter() - wall
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if out.returncode:
+                print(f"{name:>22}: failed: {out.stderr.strip().splitlines()[-1][:100]}")
+                names.remove(name)
+                continue
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            stats[name], memory[name] = result["stats"], max(memory.get(name, 0), result["maxrss_mb"])
+            times[name] = tuple(min(a, b) for a, b in zip(times.get(name, (wall, cpu)), (wall, cpu)))
+            print(f"{name:>22}: {wall:8.2f} s wall {cpu:8.2f} s CPU {result['maxrss_mb']:8.0f} MB   "
+                  f"AP {stats[name][0]:.6f}")
+    return times, stats, memory
+
+
 RUNNERS = {"pycocotools": (run_pycocotools, "pycocotools"), "faster-coco-eval": (run_faster_coco_eval,
            "faster_coco_eval"), "hotcoco": (run_hotcoco, "hotcoco"), "ultrafast-pycocotools": (run_ultrafast,
            "ultrafast_pycocotools"), "vernier": (run_vernier, "vernier"),
@@ -169,14 +288,31 @@ def main() -> None:
     parser.add_argument("--objects", type=float, default=7.0, help="mean ground-truth objects per image")
     parser.add_argument("--dets", type=int, default=100, help="detections per image")
     parser.add_argument("--categories", type=int, default=80)
-    parser.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
+    parser.add_argument("--iou-type", choices=("bbox", "segm", "keypoints"), default="bbox")
     parser.add_argument("--skip", nargs="*", default=[], help=f"evaluators to skip, of: {', '.join(RUNNERS)}")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the best time of each evaluator is kept")
+    parser.add_argument("--processes", action="store_true",
+                        help="whole processes from JSON files: CPU, wall and peak memory of each")
+    parser.add_argument("--data-dir", default=None, help="--processes: where the JSON files are (kept and reused)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--gt-file", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--dets-file", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    gt, dets = synthetic_set(args.images, args.objects, args.dets, args.categories, args.iou_type == "segm")
-    gt_text, dets_text = json.dumps(gt), json.dumps(dets)
-    print(f"{args.iou_type}: {len(gt['images'])} images, {len(gt['annotations'])} ground truths, "
-          f"{len(dets)} detections, {args.categories} categories")
+    if args.child:
+        values = child(args.child, args.gt_file, args.dets_file, args.iou_type)
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(json.dumps({"stats": values, "maxrss_mb": maxrss}))
+        return
+    if args.processes and args.data_dir and all(p.exists() for p in data_files(args)):
+        gt = dets = None  # the files of an earlier run
+        print(f"{args.iou_type}: {args.images} images from {args.data_dir}")
+    elif args.iou_type == "keypoints":
+        gt, dets = synthetic_keypoints(args.images, args.objects, args.dets)
+    else:
+        gt, dets = synthetic_set(args.images, args.objects, args.dets, args.categories, args.iou_type == "segm")
+    if gt is not None:
+        print(f"{args.iou_type}: {len(gt['images'])} images, {len(gt['annotations'])} ground truths, "
+              f"{len(dets)} detections, {args.categories} categories")
     names = []
     for name, (_, module) in RUNNERS.items():
         if name in args.skip:
@@ -185,6 +321,12 @@ def main() -> None:
             print(f"{name} is not installed (pip install {name}): skipped")
             continue
         names.append(name)
+    if args.processes:
+        times, stats, memory = run_processes(names, gt, dets, args)
+        report(times, stats, args.repeat, memory)
+        return
+    gt_text, dets_text = json.dumps(gt), json.dumps(dets)
+    del gt, dets
     times: dict = {}
     stats: dict = {}
     for round_ in range(args.repeat):
@@ -200,10 +342,16 @@ def main() -> None:
             took = (time.perf_counter() - wall, time.process_time() - cpu)
             times[name] = tuple(min(a, b) for a, b in zip(times.get(name, took), took))
             print(f"{name:>22}: {took[0]:8.2f} s wall {took[1]:8.2f} s CPU   AP {stats[name][0]:.6f}")
-    print(f"best of {args.repeat}:")
+    report(times, stats, args.repeat)
+
+
+def report(times: dict, stats: dict, repeat: int, memory: dict | None = None) -> None:
+    print(f"best of {repeat}:")
     for name, (wall, cpu) in sorted(times.items(), key=lambda item: item[1][1]):
-        diff = np.abs(np.subtract(stats[name], stats["convzoo"])).max() if "convzoo" in stats else float("nan")
-        print(f"{name:>22}: {wall:8.2f} s wall {cpu:8.2f} s CPU   max |stat diff| vs convzoo {diff:.3g}")
+        size = min(len(stats[name]), len(stats.get("convzoo", [])))  # faster-coco-eval appends its own numbers
+        diff = np.abs(np.subtract(stats[name][:size], stats["convzoo"][:size])).max() if size else float("nan")
+        peak = f" {memory[name]:8.0f} MB peak" if memory else ""
+        print(f"{name:>22}: {wall:8.2f} s wall {cpu:8.2f} s CPU{peak}   max |stat diff| vs convzoo {diff:.3g}")
 
 
 if __name__ == "__main__":

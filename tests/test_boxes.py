@@ -16,9 +16,15 @@ from convzoo.detection.boxes import (
     box_convert,
     box_iou,
     clip_boxes,
+    complete_box_iou,
+    complete_box_iou_loss,
     decode_boxes,
+    distance_box_iou,
+    distance_box_iou_loss,
     elementwise_box_iou,
     encode_boxes,
+    generalized_box_iou,
+    generalized_box_iou_loss,
     remove_small_boxes,
     smooth_l1,
 )
@@ -55,6 +61,44 @@ def test_box_iou_hand_computed():
 def test_box_iou_agrees_with_torchvision():
     a, b = random_boxes(40), random_boxes(30)
     torch.testing.assert_close(box_iou(a, b), torchvision.ops.box_iou(a, b))
+
+
+def test_giou_diou_ciou_hand_computed():
+    a, b = torch.tensor([[0.0, 0, 2, 2]]), torch.tensor([[2.0, 0, 4, 2]])  # touching: IoU 0, enclosing 4 x 2
+    assert generalized_box_iou(a, b).item() == 0 - (8 - 8) / 8
+    assert distance_box_iou(a, b, eps=0).item() == pytest.approx(-(2**2) / (4**2 + 2**2))  # centers 2 apart
+    assert complete_box_iou(a, b, eps=0).item() == pytest.approx(-4 / 20)  # same aspect ratio: v = 0
+    far = torch.tensor([[10.0, 0, 12, 2]])
+    assert generalized_box_iou(a, far).item() == pytest.approx(-(24 - 8) / 24)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    (generalized_box_iou, torchvision.ops.generalized_box_iou),
+    (distance_box_iou, torchvision.ops.distance_box_iou),
+    (complete_box_iou, torchvision.ops.complete_box_iou),
+])
+def test_pairwise_iou_variants_agree_with_torchvision(ours, theirs):
+    a, b = random_boxes(40), random_boxes(30)
+    b[:5] = a[:5]  # identical boxes: IoU 1
+    torch.testing.assert_close(ours(a, b), theirs(a, b), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    (generalized_box_iou_loss, torchvision.ops.generalized_box_iou_loss),
+    (distance_box_iou_loss, torchvision.ops.distance_box_iou_loss),
+    (complete_box_iou_loss, torchvision.ops.complete_box_iou_loss),
+])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_iou_losses_and_gradients_agree_with_torchvision(ours, theirs, reduction):
+    a, b = random_boxes(60), random_boxes(60)
+    a1, a2 = a.clone().requires_grad_(), a.clone().requires_grad_()
+    ours_loss, theirs_loss = ours(a1, b, reduction=reduction), theirs(a2, b, reduction=reduction)
+    torch.testing.assert_close(ours_loss, theirs_loss, rtol=1e-12, atol=1e-12)
+    ours_loss.sum().backward()
+    theirs_loss.sum().backward()
+    torch.testing.assert_close(a1.grad, a2.grad, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="reduction"):
+        ours(a, b, reduction="max")
 
 
 def test_elementwise_box_iou_broadcasts():

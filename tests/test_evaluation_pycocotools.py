@@ -198,12 +198,13 @@ def test_per_image_methods():
 
 
 def test_envelope_read_out_when_the_first_threshold_is_not_zero():
-    from convzoo.evaluation.cocoeval import _interpolated_precision
+    from convzoo.evaluation.accumulate import _interpolated_precision
 
     pr = np.array([[0.1, 0.9, 0.2], [0.8, 0.1, 0.3]])
     first = np.array([[1, 2], [2, 3]])  # no row starts at 0; 3 = n: out of reach
     # row 0: max(pr[1:]) = 0.9, max(pr[2:]) = 0.2 (its last piece must not run into row 1's 0.8); row 1: 0.3, 0
-    np.testing.assert_array_equal(_interpolated_precision(pr, first), [[0.9, 0.2], [0.3, 0.0]])
+    np.testing.assert_array_equal(_interpolated_precision(pr.reshape(-1), np.array([0, 3]), np.array([3, 3]), first),
+                                  [[0.9, 0.2], [0.3, 0.0]])
 
 
 def test_load_res_leaves_the_callers_results_alone():

@@ -105,7 +105,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     # numpy and the evaluator load here, not when the command line is parsed: --help answers at once
-    from convzoo.evaluation import evaluate_coco, read_json
+    from convzoo.evaluation import evaluate_coco, parse_ground_truth, read_detections, read_json
     from convzoo.evaluation.cocoeval import summary_rows
     from convzoo.evaluation.voc import evaluate_voc, read_voc_folder
 
@@ -114,10 +114,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         gt = read_voc_folder(args.gt, names)
     else:
         gt = read_json(args.gt)
-    dets = read_json(args.dets)
     coco_options = {"iou_thresholds": getattr(args, "iou_thrs", None), "area_ranges": getattr(args, "area_rng", None),
                     "max_dets": getattr(args, "max_dets", None)}
     if args.protocol == "coco":
+        gt = parse_ground_truth(gt, args.iou_type)
+        dets = read_detections(args.dets, gt, args.iou_type)  # box results straight into arrays (with msgspec)
         result = evaluate_coco(gt, dets, args.iou_type, **coco_options)
         metrics, counts = dict(result.stats), result.counts
         rows = summary_rows(result.precision, result.recall, args.iou_type, result.iou_thresholds,
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                              "the VOC protocols take --iou-threshold")
         if args.iou_type != "bbox":
             raise ValueError(f"the VOC protocols evaluate boxes only, not {args.iou_type}")
+        dets = read_json(args.dets)
         result = evaluate_voc(gt, dets, args.iou_threshold, use_07_metric=args.protocol == "voc07")
         metrics, counts = result.stats, {"positives": sum(result.num_positives.values()), "detections": len(dets)}
         lines = [f"{name:<24} {value:.4f}" for name, value in metrics.items()]

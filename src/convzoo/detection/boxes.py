@@ -1,4 +1,5 @@
-"""Boxes: area, IoU, format conversion, clipping, the R-CNN box parametrization and smooth L1 (lecture: "Fast R-CNN").
+"""Boxes: area, IoU, GIoU/DIoU/CIoU and their losses, format conversion, clipping, the R-CNN box parametrization
+and smooth L1 (lecture: "Fast R-CNN").
 
 Every box here is ``(x1, y1, x2, y2)`` in absolute pixels with continuous coordinates: a box covering pixels 0..9
 is ``(0, 0, 10, 10)``, width ``x2 - x1`` (no "+1" as in the original Caffe code), the convention of torchvision.
@@ -50,6 +51,98 @@ def elementwise_box_iou(a: Tensor, b: Tensor) -> Tensor:
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
     """Pairwise IoU of ``a`` Tensor[N, 4] and ``b`` Tensor[M, 4] (xyxy) -> Tensor[N, M]."""
     return elementwise_box_iou(a[:, None, :], b[None, :, :])
+
+
+def _overlap(a: Tensor, b: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """IoU, union and the enclosing box's (width, height) of broadcast xyxy boxes; ``eps`` is added to the union."""
+    sides = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    intersection = sides[..., 0] * sides[..., 1]
+    union = box_area(a) + box_area(b) - intersection
+    enclosing = torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])  # [..., 2]
+    return intersection / (union + eps), union, enclosing[..., 0], enclosing[..., 1]
+
+
+def elementwise_generalized_box_iou(a: Tensor, b: Tensor, eps: float = 0.0) -> Tensor:
+    """GIoU (Rezatofighi et al., "Generalized Intersection over Union", CVPR 2019) of broadcast xyxy boxes:
+    ``IoU - (|C| - |A u B|) / |C|`` with ``C`` the smallest box enclosing both; in [-1, 1]."""
+    iou, union, cw, ch = _overlap(a, b, eps)
+    enclosing = cw * ch
+    return iou - (enclosing - union) / (enclosing + eps)
+
+
+def _center_term(a: Tensor, b: Tensor, cw: Tensor, ch: Tensor, eps: float) -> Tensor:
+    """``rho^2(center_a, center_b) / (c^2 + eps)``, c the enclosing box's diagonal (DIoU's penalty)."""
+    delta = (a[..., :2] + a[..., 2:] - b[..., :2] - b[..., 2:]) / 2
+    return (delta[..., 0] ** 2 + delta[..., 1] ** 2) / (cw**2 + ch**2 + eps)
+
+
+def elementwise_distance_box_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """DIoU (Zheng et al., "Distance-IoU Loss", AAAI 2020) of broadcast xyxy boxes: ``IoU - rho^2 / c^2`` with
+    ``rho`` the distance between the centers and ``c`` the diagonal of the enclosing box."""
+    iou, _, cw, ch = _overlap(a, b, 0.0)
+    return iou - _center_term(a, b, cw, ch, eps)
+
+
+def elementwise_complete_box_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """CIoU (Zheng et al. 2020) of broadcast xyxy boxes: ``DIoU - alpha v`` with the aspect-ratio term
+    ``v = 4 / pi^2 (atan(w_b / h_b) - atan(w_a / h_a))^2`` and ``alpha = v / (1 - IoU + v + eps)``, alpha held
+    constant under autograd (the paper's gradient)."""
+    iou, _, cw, ch = _overlap(a, b, 0.0)
+    v = _aspect_term(a, b)
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return iou - _center_term(a, b, cw, ch, eps) - alpha * v
+
+
+def _aspect_term(a: Tensor, b: Tensor) -> Tensor:
+    wa, ha = a[..., 2] - a[..., 0], a[..., 3] - a[..., 1]
+    wb, hb = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
+    return (4 / math.pi**2) * (torch.atan(wa / ha) - torch.atan(wb / hb)) ** 2
+
+
+def generalized_box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Pairwise GIoU of ``a`` Tensor[N, 4] and ``b`` Tensor[M, 4] (xyxy) -> Tensor[N, M]."""
+    return elementwise_generalized_box_iou(a[:, None, :], b[None, :, :])
+
+
+def distance_box_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """Pairwise DIoU of ``a`` Tensor[N, 4] and ``b`` Tensor[M, 4] (xyxy) -> Tensor[N, M]."""
+    return elementwise_distance_box_iou(a[:, None, :], b[None, :, :], eps)
+
+
+def complete_box_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """Pairwise CIoU of ``a`` Tensor[N, 4] and ``b`` Tensor[M, 4] (xyxy) -> Tensor[N, M]."""
+    return elementwise_complete_box_iou(a[:, None, :], b[None, :, :], eps)
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return loss.mean() if loss.numel() else loss.sum() * 0.0
+    if reduction == "sum":
+        return loss.sum()
+    raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def generalized_box_iou_loss(a: Tensor, b: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """``1 - GIoU`` of corresponding xyxy boxes Tensor[..., 4], ``eps`` added to the union and the enclosing area."""
+    return _reduce(1 - elementwise_generalized_box_iou(a, b, eps), reduction)
+
+
+def distance_box_iou_loss(a: Tensor, b: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """``1 - DIoU`` of corresponding xyxy boxes Tensor[..., 4] (``eps`` in the union and in ``c^2``)."""
+    iou, _, cw, ch = _overlap(a, b, eps)
+    return _reduce(1 - iou + _center_term(a, b, cw, ch, eps), reduction)
+
+
+def complete_box_iou_loss(a: Tensor, b: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """``1 - CIoU`` of corresponding xyxy boxes Tensor[..., 4] (``eps`` in the union, ``c^2`` and ``alpha``)."""
+    iou, _, cw, ch = _overlap(a, b, eps)
+    v = _aspect_term(a, b)
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return _reduce(1 - iou + _center_term(a, b, cw, ch, eps) + alpha * v, reduction)
 
 
 def _to_xyxy(boxes: Tensor, fmt: str) -> Tensor:

@@ -10,15 +10,15 @@ pycocotools silently drops detections of unknown categories, we refuse them inst
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from convzoo.evaluation.masks import fast_rles, rle_areas, to_rle
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
 
@@ -63,16 +63,6 @@ class CocoDetections:
     boxes: np.ndarray  # float64[D, 4] (x, y, w, h); NaN for mask results evaluated as segm (not needed)
     segmentations: list | None = None
     keypoints: np.ndarray | None = None
-
-
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, naming the file when it is not JSON."""
-    path = Path(path)
-    try:
-        with path.open() as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON: {error}") from None
 
 
 def _record(records: list, kind: str, index: int) -> str:
@@ -167,65 +157,23 @@ def _nonnegative(array: np.ndarray, records: list, kind: str, what: str) -> None
         raise ValueError(f"{_record(records, kind, i)}: negative {what}; {bad.sum()} such records")
 
 
-def to_rle(segmentation: Any, height: int, width: int) -> dict:
-    """One compressed RLE from a polygon list, an uncompressed RLE or a compressed RLE (pycocotools' ``annToRLE``).
-
-    Checked first, so that a malformed one is a ValueError saying what is wrong rather than pycocotools' errors:
-    polygons are non-empty lists of at least 3 (x, y) points (an even count of numbers); an RLE has ``size``
-    [h, w] (two non-negative integers) and ``counts`` a string (compressed) or integers summing to h * w."""
-    _check_segmentation(segmentation)
-    if isinstance(segmentation, list):
-        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-        return mask_utils.frPyObjects(segmentation, height, width)
-    if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        return segmentation
-    raise ValueError(f"expected polygons or an RLE dict, got {type(segmentation).__name__}")
-
-
-def _check_segmentation(segmentation: Any) -> None:
-    if isinstance(segmentation, list):
-        if not segmentation:
-            raise ValueError("an empty polygon list")
-        for polygon in segmentation:
-            if not isinstance(polygon, (list, tuple)) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon):
-                raise ValueError("a polygon must be a list of numbers x1, y1, x2, y2, ...")
-            if len(polygon) % 2 or len(polygon) < 6:
-                raise ValueError(f"a polygon needs an even count of at least 6 numbers (3 points), got "
-                                 f"{len(polygon)}")
-        return
-    if not isinstance(segmentation, dict):
-        return
-    size, counts = segmentation.get("size"), segmentation.get("counts")
-    if not (isinstance(size, (list, tuple)) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)):
-        raise ValueError(f"an RLE needs 'size' [height, width] (two integers >= 0), got {size!r}")
-    if isinstance(counts, list):
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
-            raise ValueError("uncompressed RLE 'counts' must be integers >= 0")
-        if sum(counts) != size[0] * size[1]:
-            raise ValueError(f"uncompressed RLE 'counts' sum to {sum(counts)}, not height * width = "
-                             f"{size[0] * size[1]}")
-    elif not isinstance(counts, (str, bytes)):
-        raise ValueError(f"RLE 'counts' must be a string (compressed) or a list of integers, got "
-                         f"{type(counts).__name__}")
-
-
 def _rles(records: list, image: np.ndarray, sizes: np.ndarray, kind: str, default_boxes=None) -> list:
-    rles = []
-    hw = sizes[image].tolist()  # Python ints: numpy scalars per record cost more than the RLE conversion
+    try:
+        segmentations = list(map(itemgetter("segmentation"), records))
+    except KeyError:
+        segmentations = [r.get("segmentation") for r in records]
+    rles = fast_rles(segmentations, image, sizes)
     boxes = default_boxes.tolist() if default_boxes is not None else None
-    for i, record in enumerate(records):
-        h, w = hw[i]
-        segmentation = record.get("segmentation")
+    for i in [i for i, rle in enumerate(rles) if rle is None]:  # what the column checks did not take, one by one
+        h, w = sizes[image[i]].tolist()  # Python ints: numpy scalars are slower in pycocotools
+        segmentation = records[i].get("segmentation")
         if segmentation is None and boxes is not None:
             x, y, bw, bh = boxes[i]  # loadRes: a box result becomes a rectangle polygon
             segmentation = [[x, y, x, y + bh, x + bw, y + bh, x + bw, y]]
         if segmentation is None:
             raise ValueError(f"{_record(records, kind, i)} has no field 'segmentation'")
         try:
-            rles.append(to_rle(segmentation, h, w))
+            rles[i] = to_rle(segmentation, h, w)
         except (ValueError, TypeError, KeyError, IndexError) as error:
             raise ValueError(f"{_record(records, kind, i)}: bad 'segmentation': {error}") from None
     return rles
@@ -311,7 +259,7 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox")
     if iou_type == "segm" or mode == "segm":
         segmentations = _rles(results, image, gt.image_sizes, kind, default_boxes=boxes)
     if mode == "segm":
-        area = np.array([mask_utils.area(r) for r in segmentations], dtype=np.float64)  # a list call overflows
+        area = rle_areas(segmentations)
         if iou_type == "segm":  # masks are compared as masks: their boxes are never read (and cost a decode)
             boxes = np.full((len(results), 4), np.nan)
         else:

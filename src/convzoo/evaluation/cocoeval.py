@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convzoo.evaluation.accumulate import accumulate
 from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth
-from convzoo.evaluation.matching import box_iou_pairs, group_pairs, mask_iou_pairs, match_detections, oks_pairs
+from convzoo.evaluation.masks import mask_iou_pairs
+from convzoo.evaluation.matching import box_iou_pairs, group_pairs, match_detections, oks_pairs
 
 # pycocotools' Params: linspace, not arange (arange drifts above the true values).
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -184,7 +186,7 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
     # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
     order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
-    precision, recall, scores = _accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
+    precision, recall, scores = accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
                                             det_cat[d_idx][order], rank[order], npig, max_dets, rec_thrs,
                                             dets.score[d_idx][order], pycocotools_quirks)
     chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)
@@ -252,121 +254,13 @@ def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kp
         return box_iou_pairs(dets.boxes[di], gt.boxes[gi], gt.iscrowd[gi])
     if iou_type == "segm":
         return mask_iou_pairs([dets.segmentations[i] for i in d_idx], [gt.segmentations[j] for j in g_idx],
-                              gt.iscrowd[g_idx], pair_det, pair_gt, d_group[pair_det])
+                              gt.iscrowd[g_idx], pair_det, pair_gt, dets.image[di])
     sigmas = KEYPOINT_SIGMAS if kpt_sigmas is None else np.asarray(kpt_sigmas, dtype=np.float64)
     if len(gi) and gt.keypoints.shape[1] != len(sigmas):
         raise ValueError(f"{len(sigmas)} OKS sigmas given for {gt.keypoints.shape[1]} keypoints")
     if not len(gi):
         return np.zeros(0)
     return oks_pairs(dets.keypoints[di], gt.keypoints[gi], gt.boxes[gi], gt.area[gi], sigmas)
-
-
-def _accumulate(tp, busy, outside, order, category, rank, npig, max_dets, rec_thrs, score, quirks) -> tuple:
-    """pycocotools' ``accumulate``: precision and scores ``[T, R, K, A, M]``, recall ``[T, K, A, M]``, ``-1`` if no gt.
-
-    ``tp`` (a true positive) and ``busy`` (matched to anything) are ``bool[T, A, D]``, ``outside`` (the detection's
-    area is out of range) ``bool[A, D]``; ``order`` sorts detections by category, then score (stable); ``category``,
-    ``rank`` (position within its image and category) and ``score`` are given in that order.
-
-    pycocotools counts, along the ranked detections, tp = matched and not ignored, fp = unmatched and not ignored
-    (ignored: matched to an ignored gt, or unmatched and outside the area range), and reads the precision envelope
-    and the score at the first detection reaching each recall threshold. Only matched detections ("candidates")
-    change tp or differ between thresholds, and the envelope only peaks at true positives, so everything is
-    evaluated at the candidates: fp there is the number of counted detections inside the area range so far minus
-    the candidates among them. A threshold <= 0 is reached at the first detection, whatever it is.
-    """
-    num_t, num_a = tp.shape[:2]
-    num_k, num_r = npig.shape[0], len(rec_thrs)
-    precision = -np.ones((num_t, num_r, num_k, num_a, len(max_dets)))
-    scores = -np.ones((num_t, num_r, num_k, num_a, len(max_dets)))
-    recall = -np.ones((num_t, num_k, num_a, len(max_dets)))
-    by_value = np.argsort(rec_thrs, kind="stable")  # the envelope is read with the thresholds in ascending order
-    thrs = rec_thrs[by_value]
-    at_start = thrs <= 0  # reached by the first detection, counted or not
-    bounds = np.searchsorted(category, np.arange(num_k + 1))  # each category is one contiguous, score-sorted slice
-    cand = np.flatnonzero(busy.any(axis=(0, 1))[order])  # candidate positions in the sorted order
-    cand_bounds = np.searchsorted(cand, bounds)
-    tp_c = tp[:, :, order[cand]]  # [T, A, C]
-    busy_c = busy[:, :, order[cand]] & ~outside[None, :, order[cand]]  # matched and inside: not a false positive
-    inside = np.ascontiguousarray(~outside[:, order])  # [A, D]; numpy's running sums are slow on strided input
-    for m, max_det in enumerate(max_dets):
-        kept = rank < max_det  # the first max_det detections of each image and category
-        counted = np.zeros((num_a, len(order) + 1), dtype=np.int32)  # counted[:, i]: inside and kept before i
-        np.cumsum(inside & kept, axis=1, dtype=np.int32, out=counted[:, 1:])
-        for k in range(num_k):
-            areas = np.flatnonzero(npig[k] > 0)
-            if not len(areas):
-                continue
-            q = np.zeros((num_t, len(areas), num_r))  # [T, A', R], thresholds ascending until the end
-            s, reached = np.zeros(q.shape), np.zeros(q.shape, dtype=bool)
-            kept_k = np.flatnonzero(kept[bounds[k]:bounds[k + 1]])
-            c0, c1 = cand_bounds[k], cand_bounds[k + 1]
-            sel = kept[cand[c0:c1]]
-            recall[:, k, areas, m] = 0
-            if sel.any():
-                pos = cand[c0:c1][sel]  # [J] candidate positions, ascending
-                tp_j = np.ascontiguousarray(tp_c[:, areas, c0:c1][:, :, sel])  # [T, A', J]
-                tp_sum = np.cumsum(tp_j, axis=-1, dtype=np.int32)
-                busy_sum = np.cumsum(np.ascontiguousarray(busy_c[:, areas, c0:c1][:, :, sel]), axis=-1,
-                                     dtype=np.int32)
-                fp_sum = (counted[areas[:, None], pos + 1] - counted[areas, bounds[k]][:, None])[None] - busy_sum
-                pr = np.where(tp_j, tp_sum / (fp_sum + tp_sum + np.spacing(1)), 0.0)
-                total = npig[k, areas]
-                recall[:, k, areas, m] = tp_sum[..., -1] / total
-                n = tp_sum.shape[-1]
-                first = _first_reaching(tp_sum.reshape(-1, n), np.broadcast_to(total, (num_t, len(areas))), thrs)
-                q = _interpolated_precision(pr.reshape(-1, n), first).reshape(q.shape)
-                reached = (first < n).reshape(q.shape)
-                s = np.where(reached, score[pos[np.minimum(first, n - 1)]].reshape(q.shape), 0.0)
-            if len(kept_k):
-                reached[..., at_start] = True
-                s[..., at_start] = score[bounds[k] + kept_k[0]]
-            q, s, reached = (_unsort(x, by_value) for x in (q, s, reached))  # back to the given order
-            if quirks:  # pycocotools stops reading at the first threshold it cannot reach
-                reached = np.logical_and.accumulate(reached, axis=-1)
-                q, s = np.where(reached, q, 0.0), np.where(reached, s, 0.0)
-            precision[:, :, k, areas, m] = q.transpose(0, 2, 1)
-            scores[:, :, k, areas, m] = s.transpose(0, 2, 1)
-    return precision, recall, scores
-
-
-def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``values[..., j]`` belongs to position ``order[j]``: put it there."""
-    out = np.empty_like(values)
-    out[..., order] = values
-    return out
-
-
-def _first_reaching(tp_sum: np.ndarray, total: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``searchsorted(tp_sum[i] / total[i], thresholds, 'left')`` for every row at once, ``int64[rows, R]``.
-
-    Recall ``c / total`` is monotone in the integer count ``c``, so each threshold becomes the least count whose
-    float quotient reaches it, and one ``searchsorted`` over rows offset by ``row * (n + 1)`` answers all rows.
-    """
-    rows, n = tp_sum.shape
-    total = total.reshape(-1, 1).astype(np.float64)
-    need = np.clip(np.floor(thresholds * total) - 1, 0, n + 1)  # [rows, R], at most a count or two short
-    for _ in range(4):
-        need += (need / total < thresholds) & (need <= n)
-    need = np.minimum(need, n + 1).astype(np.int64)
-    offset = (np.arange(rows) * (n + 1))[:, None]
-    return np.searchsorted((tp_sum + offset).reshape(-1), need + offset) - np.arange(rows)[:, None] * n
-
-
-def _interpolated_precision(pr: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """``max(pr[i, first[i, r]:])``, or 0 where ``first[i, r] == n``: the precision envelope read at each recall
-    threshold (pycocotools' backward ``pr[i-1] = max(pr[i-1], pr[i])`` loop, then ``q = pr[inds]``).
-
-    ``pr`` is ``float[rows, n]``; ``first`` is ``int[rows, R]``, non-decreasing along ``R``. Only the R pieces
-    between consecutive thresholds are reduced (one ``reduceat``, each row's pieces led by one from its start so
-    that no piece runs into the next row), then their suffix maxima taken, instead of a running maximum over all n.
-    """
-    rows, n = pr.shape
-    row_start = (np.arange(rows) * n)[:, None]
-    starts = np.concatenate([row_start, np.minimum(first, n - 1) + row_start], axis=1)  # [rows, R + 1] flat starts
-    pieces = np.maximum.reduceat(pr.reshape(-1), starts.reshape(-1)).reshape(rows, -1)[:, 1:]  # max [s_r, s_r+1)
-    envelope = np.maximum.accumulate(pieces[:, ::-1], axis=1)[:, ::-1]
-    return np.where(first < n, envelope, 0.0)
 
 
 def _summarize(values: np.ndarray, iou: float | None, area: str, iou_thresholds: np.ndarray, area_labels: list[str],

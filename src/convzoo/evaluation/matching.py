@@ -9,7 +9,6 @@ group), for all IoU thresholds and area ranges together.
 from __future__ import annotations
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 
 def group_pairs(det_group: np.ndarray, gt_group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,28 +37,6 @@ def box_iou_pairs(det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndar
     union = np.where(gt_crowd, det_area, det_area + gw * gh - inter)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where((w > 0) & (h > 0), inter / union, 0.0)
-
-
-def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
-                   pair_group: np.ndarray) -> np.ndarray:
-    """Mask IoU of every pair from :func:`group_pairs` (``pair_group`` ascending), one ``pycocotools.mask.iou`` call
-    per group; RLEs are compressed, and a crowd ground truth again divides by the detection's area only.
-    """
-    out = np.empty(len(pair_det))
-    if not len(pair_det):
-        return out
-    starts = np.flatnonzero(np.r_[True, pair_group[1:] != pair_group[:-1]])
-    ends = np.r_[starts[1:], len(pair_det)]
-    # A group's detections and ground truths are contiguous, and its pairs detection-major: first det, first gt
-    # and the counts give every slice.
-    first_det, first_gt = pair_det[starts], pair_gt[starts]
-    num_dets = pair_det[ends - 1] - first_det + 1
-    num_gts = (ends - starts) // num_dets
-    crowd = np.ascontiguousarray(gt_crowd, dtype=np.uint8)
-    for s, e, d0, nd, g0, ng in zip(*(a.tolist() for a in (starts, ends, first_det, num_dets, first_gt, num_gts))):
-        iou = mask_utils.iou(det_rles[d0:d0 + nd], gt_rles[g0:g0 + ng], crowd[g0:g0 + ng])
-        out[s:e] = np.asarray(iou, dtype=np.float64).reshape(-1)
-    return out
 
 
 def oks_pairs(det_kpts: np.ndarray, gt_kpts: np.ndarray, gt_boxes: np.ndarray, gt_area: np.ndarray,

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from convzoo.evaluation.coco import read_json, to_rle
+from convzoo.evaluation.coco import to_rle
+from convzoo.evaluation.reading import read_json
 
 
 def _many(value: Any) -> list:

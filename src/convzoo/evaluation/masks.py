@@ -1,0 +1,167 @@
+"""COCO masks in bulk: segmentations to compressed RLEs, their areas, and mask IoU of (detection, ground truth) pairs.
+
+The arithmetic is pycocotools' own C code (``maskApi.c``: ``rleFrPoly``, ``rleArea``, ``rleIou``), so every number is
+bit for bit pycocotools'. What this module changes is how often it is entered: polygons of one image size go to
+``frPyObjects`` in one call, areas are read 255 RLEs a call (``pycocotools.mask.area`` overflows its uint8 counter
+on longer lists in 2.0.11) and mask IoUs are computed one image at a time instead of one (image, category) group
+at a time. The Python-level checks of the records run over whole columns (``set(map(type, ...))``) instead of
+record by record; a record that fails them goes through :func:`to_rle`, which says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+_AREA_CHUNK = 255  # pycocotools 2.0.11's area() keeps the list length in a uint8
+
+
+def to_rle(segmentation: Any, height: int, width: int) -> dict:
+    """One compressed RLE from a polygon list, an uncompressed RLE or a compressed RLE (pycocotools' ``annToRLE``).
+
+    Checked first, so that a malformed one is a ValueError saying what is wrong rather than pycocotools' errors:
+    polygons are non-empty lists of at least 3 (x, y) points (an even count of numbers); an RLE has ``size``
+    [h, w] (two non-negative integers) and ``counts`` a string (compressed) or integers summing to h * w."""
+    _check_segmentation(segmentation)
+    if isinstance(segmentation, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        return segmentation
+    raise ValueError(f"expected polygons or an RLE dict, got {type(segmentation).__name__}")
+
+
+def _check_segmentation(segmentation: Any) -> None:
+    if isinstance(segmentation, list):
+        if not segmentation:
+            raise ValueError("an empty polygon list")
+        for polygon in segmentation:
+            if not isinstance(polygon, (list, tuple)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon):
+                raise ValueError("a polygon must be a list of numbers x1, y1, x2, y2, ...")
+            if len(polygon) % 2 or len(polygon) < 6:
+                raise ValueError(f"a polygon needs an even count of at least 6 numbers (3 points), got "
+                                 f"{len(polygon)}")
+        return
+    if not isinstance(segmentation, dict):
+        return
+    size, counts = segmentation.get("size"), segmentation.get("counts")
+    if not _good_size(size):
+        raise ValueError(f"an RLE needs 'size' [height, width] (two integers >= 0), got {size!r}")
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise ValueError("uncompressed RLE 'counts' must be integers >= 0")
+        if sum(counts) != size[0] * size[1]:
+            raise ValueError(f"uncompressed RLE 'counts' sum to {sum(counts)}, not height * width = "
+                             f"{size[0] * size[1]}")
+    elif not isinstance(counts, (str, bytes)):
+        raise ValueError(f"RLE 'counts' must be a string (compressed) or a list of integers, got "
+                         f"{type(counts).__name__}")
+
+
+def _good_size(size: Any) -> bool:
+    return (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size))
+
+
+def fast_rles(segmentations: list, image: np.ndarray, sizes: np.ndarray) -> list:
+    """:func:`to_rle` of every segmentation that passes the column checks, ``None`` for the rest.
+
+    ``segmentations[i]`` belongs to image ``image[i]`` of ``sizes`` (``int[I, 2]`` height, width). Compressed RLE
+    dicts are returned as they are (as ``to_rle`` does); polygon lists are rasterized in one ``frPyObjects`` call per
+    image size, and merged where an object has several (``merge`` of one RLE is that RLE, byte for byte).
+    """
+    kinds = set(map(type, segmentations))
+    if kinds == {dict}:
+        out, dicts, polys = list(segmentations), range(len(segmentations)), []
+    else:
+        out = [None] * len(segmentations)
+        dicts = [i for i, s in enumerate(segmentations) if type(s) is dict]
+        polys = [i for i, s in enumerate(segmentations) if type(s) is list]
+    if dicts and not _compressed(segmentations if kinds == {dict} else [segmentations[i] for i in dicts]):
+        for i in dicts:
+            out[i] = None
+    if kinds == {list}:
+        polys = range(len(segmentations))
+    if polys:
+        _polygons(segmentations, polys, image, sizes, out)
+    return out
+
+
+def _compressed(records: list) -> bool:
+    """Whether every record is a compressed RLE with a valid ``size`` (checked per distinct size)."""
+    try:
+        shapes = set(map(tuple, map(itemgetter("size"), records)))
+        counts_types = set(map(type, map(itemgetter("counts"), records)))
+    except (KeyError, TypeError):
+        return False
+    return counts_types <= {str, bytes} and all(_good_size(s) for s in shapes)
+
+
+def _polygons(segmentations: list, polys, image: np.ndarray, sizes: np.ndarray, out: list) -> None:
+    """Rasterize the polygon lists ``segmentations[polys]`` into ``out`` if they all pass the column checks."""
+    objects = [segmentations[i] for i in polys]
+    flat = list(chain.from_iterable(objects))
+    lengths = list(map(len, flat)) if set(map(type, flat)) <= {list, tuple} else [0]
+    if not (all(objects) and min(lengths, default=0) >= 6 and not any(n % 2 for n in lengths)
+            and set(map(type, chain.from_iterable(flat))) <= {int, float}):
+        return
+    poly_idx = np.asarray(polys, dtype=np.int64)
+    hw = sizes[image[poly_idx]]
+    shapes, which = np.unique(hw, axis=0, return_inverse=True)
+    for s, (h, w) in enumerate(shapes.tolist()):
+        members = poly_idx[which.reshape(-1) == s].tolist()
+        parts = [segmentations[i] for i in members]
+        rles = mask_utils.frPyObjects(list(chain.from_iterable(parts)), h, w)
+        start = 0
+        for i, part in zip(members, parts):
+            out[i] = rles[start] if len(part) == 1 else mask_utils.merge(rles[start:start + len(part)])
+            start += len(part)
+
+
+def rle_areas(rles: list) -> np.ndarray:
+    """``float64[N]``: the pixel count of each compressed RLE (pycocotools' ``area``)."""
+    if not rles:
+        return np.zeros(0)
+    return np.concatenate([mask_utils.area(rles[i:i + _AREA_CHUNK]) for i in range(0, len(rles), _AREA_CHUNK)]
+                          ).astype(np.float64)
+
+
+def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
+                   pair_image: np.ndarray) -> np.ndarray:
+    """Mask IoU of every (detection, ground truth) pair, ``float64[P]``; ``pair_image`` ``int[P]`` is their image.
+
+    One ``pycocotools.mask.iou`` call per image, over the image's paired detections and ground truths (a pair of
+    another category in the same image costs pycocotools' box test, and a mask comparison where the boxes overlap).
+    RLEs are compressed; a crowd ground truth divides by the detection's area only (pycocotools' crowd rule).
+    """
+    out = np.empty(len(pair_det))
+    if not len(pair_det):
+        return out
+    order = np.lexsort((pair_det, pair_image))  # pairs by image, then detection
+    image, det, gt = pair_image[order], pair_det[order], pair_gt[order]
+    num_d, num_g = int(det.max()) + 1, int(gt.max()) + 1
+    det_keys, det_pos = np.unique(image * num_d + det, return_inverse=True)  # (image, detection) pairs in order
+    gt_keys, gt_pos = np.unique(image * num_g + gt, return_inverse=True)
+    images = image[np.r_[0, np.flatnonzero(np.diff(image)) + 1]]
+    pair_start = np.searchsorted(image, images)
+    det_start, gt_start = np.searchsorted(det_keys, images * num_d), np.searchsorted(gt_keys, images * num_g)
+    bounds = [np.r_[x, n].tolist() for x, n in ((pair_start, len(image)), (det_start, len(det_keys)),
+                                                (gt_start, len(gt_keys)))]
+    dets, gts = (det_keys % num_d).tolist(), (gt_keys % num_g).tolist()
+    crowd = np.ascontiguousarray(gt_crowd, dtype=np.uint8)
+    gt_index = gt_keys % num_g
+    for j in range(len(images)):
+        p0, p1 = bounds[0][j], bounds[0][j + 1]
+        d0, d1 = bounds[1][j], bounds[1][j + 1]
+        g0, g1 = bounds[2][j], bounds[2][j + 1]
+        iou = mask_utils.iou([det_rles[i] for i in dets[d0:d1]], [gt_rles[i] for i in gts[g0:g1]],
+                             crowd[gt_index[g0:g1]])
+        iou = np.asarray(iou, dtype=np.float64).reshape(d1 - d0, g1 - g0)
+        out[order[p0:p1]] = iou[det_pos[p0:p1] - d0, gt_pos[p0:p1] - g0]
+    return out
