@@ -29,18 +29,20 @@ NORMS = (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm)
 
 
 class _Uses(TorchFunctionMode):
-    """Counts how often each tensor (by id) is read by a torch function called outside a BatchNorm's forward."""
+    """Counts how often each watched tensor (by id; the watched ones are kept alive, so ids are not reused) is read
+    by a torch function called outside a BatchNorm's forward."""
 
-    def __init__(self) -> None:
+    def __init__(self, watched: dict) -> None:
         super().__init__()
         self.uses: Counter = Counter()
+        self.watched = watched
         self.inside_norm = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if not self.inside_norm:
             for value in tree_flatten((args, kwargs))[0]:
-                if isinstance(value, torch.Tensor):
+                if isinstance(value, torch.Tensor) and id(value) in self.watched:
                     self.uses[id(value)] += 1
         return func(*args, **kwargs)
 
@@ -49,7 +51,7 @@ def conv_norm_pairs(model: nn.Module, run) -> list[tuple[nn.Module, nn.Module]]:
     """The (convolution, BatchNorm) pairs of ``model`` where the norm reads only that convolution's output and
     nothing else reads it, found by calling ``run()`` (one forward pass) once."""
     produced, keep, consumed, calls = {}, [], {}, Counter()
-    mode = _Uses()
+    mode = _Uses(produced)
     handles = []
 
     def conv_hook(module, inputs, output):
@@ -139,19 +141,20 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
 
     model = copy.deepcopy(model).eval()
     detector = is_detector(model)
+    if jit is None:
+        jit = example_inputs is not None and not detector
     if example_inputs is None:
+        device = next(model.parameters()).device
         if detector:
             side = model.transform.min_size[-1]
-            example_inputs = [torch.rand(3, side, side)]
+            example_inputs = [torch.rand(3, side, side, device=device)]
         else:
-            example_inputs = torch.rand(1, *getattr(model, "default_input_size", (3, 224, 224)))
+            example_inputs = torch.rand(1, *getattr(model, "default_input_size", (3, 224, 224)), device=device)
     model.folded_norms = fold_batch_norms(model, lambda: model(example_inputs))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         if not detector:
             model = ChannelsLast(model)
-    if jit is None:
-        jit = example_inputs is not None and not detector
     if jit and not detector:
         with torch.no_grad():
             traced = torch.jit.trace(model, example_inputs, check_trace=False)
