@@ -29,9 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--opset", type=_positive, default=None, metavar="N",
                    help="ONNX opset (default: 18; detectors need at least 16)")
     p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
-                   help="a dynamic batch axis (default: dynamic)")
+                   help="a dynamic batch axis; --no-dynamic-batch fixes it to the example's 2 (default: %(default)s)")
     p.add_argument("--dynamic-size", action=argparse.BooleanOptionalAction, default=True,
-                   help="dynamic spatial axes where the model allows them (default: dynamic)")
+                   help="dynamic spatial axes where the model allows them; --no-dynamic-size fixes them (default: "
+                   "%(default)s)")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="the file to write (default: MODEL.onnx or MODEL.pt2 in the current folder)")
     p.add_argument("--input-size", type=_size, default=None, metavar="C,H,W",
