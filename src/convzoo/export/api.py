@@ -11,6 +11,7 @@ model fixes stays fixed, and the sidecar says so); ONNX then converts that progr
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -44,16 +45,37 @@ def _exported_axes(program: torch.export.ExportedProgram, names: list[str | None
     return [names[i] if isinstance(shape[i], torch.SymInt) and names[i] else int(shape[i]) for i in range(rank)]
 
 
-def drop_dead_comparisons(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
-    """Remove the unused shape comparisons that export leaves for data-dependent sizes (``u0 <= 2**64 - 4``):
-    their out-of-range constants cannot be written into ONNX, and nothing reads their result."""
-    graph = program.graph_module.graph
-    for node in reversed(list(graph.nodes)):
-        if (node.op == "call_function" and not node.users and getattr(node.target, "__module__", None)
-                in ("_operator", "operator")):
-            graph.erase_node(node)
-    program.graph_module.recompile()
-    return program
+def _drop_dead_comparisons(graph_module: torch.fx.GraphModule) -> None:
+    """Erase the unused shape comparisons (``u0 <= 2**64 - 4``) left once the exporter drops the runtime asserts
+    of data-dependent sizes: their out-of-range constants cannot be written into ONNX, and nothing reads them."""
+    for module in graph_module.modules():
+        if not isinstance(module, torch.fx.GraphModule):
+            continue
+        for node in reversed(list(module.graph.nodes)):
+            if (node.op == "call_function" and not node.users
+                    and getattr(node.target, "__module__", None) in ("_operator", "operator")):
+                module.graph.erase_node(node)
+        module.recompile()
+
+
+@contextlib.contextmanager
+def _onnx_without_dead_comparisons():
+    """torch.onnx decomposes the program again (re-creating the asserts), then removes the assert nodes but not
+    the comparisons feeding them (torch 2.14): extend that pass, for the duration of one export."""
+    from torch.onnx._internal.exporter import _fx_passes
+
+    original = _fx_passes.remove_assertion_nodes
+
+    def remove_assertions_and_their_comparisons(graph_module):
+        graph_module = original(graph_module)
+        _drop_dead_comparisons(graph_module)
+        return graph_module
+
+    _fx_passes.remove_assertion_nodes = remove_assertions_and_their_comparisons
+    try:
+        yield
+    finally:
+        _fx_passes.remove_assertion_nodes = original
 
 
 def export(model: nn.Module, example_inputs, path: str | Path, format: str = "onnx", dynamic: bool = True,
@@ -101,9 +123,9 @@ def export(model: nn.Module, example_inputs, path: str | Path, format: str = "on
     if format == "exported-program":
         torch.export.save(program, str(path))
     else:
-        onnx_program = torch.onnx.export(drop_dead_comparisons(program), inputs, input_names=input_names,
-                                         output_names=output_names, opset_version=opset, external_data=False,
-                                         verbose=False)
+        with _onnx_without_dead_comparisons():
+            onnx_program = torch.onnx.export(program, inputs, input_names=input_names, output_names=output_names,
+                                             opset_version=opset, external_data=False, verbose=False)
         onnx_program.save(str(path), external_data=False)
     contract = {
         "format": format, "file": path.name, "model": name or type(model).__name__,
