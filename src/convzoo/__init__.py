@@ -35,6 +35,8 @@ _LAZY = {
     "fit": "convzoo.train",
     "load_run": "convzoo.train",
     "create_task": "convzoo.tasks",
+    "export": "convzoo.export",
+    "optimize": "convzoo.export",
 }
 
 __all__ = sorted(_LAZY)
@@ -53,7 +55,8 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """The package module, so that ``convzoo.summary`` stays the function when the submodule is imported.
+    """The package module, so that ``convzoo.summary`` (and ``convzoo.export``) stay functions when the
+    submodules of the same names are imported.
 
     ``import convzoo.summary`` (or any import from it) binds the submodule as an attribute of the package; the
     function of the same name is what ``convzoo.summary`` has always meant, so that binding is skipped (the
@@ -61,7 +64,7 @@ class _Package(types.ModuleType):
     """
 
     def __setattr__(self, name: str, value) -> None:
-        if name == "summary" and isinstance(value, types.ModuleType):
+        if name in ("summary", "export") and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 

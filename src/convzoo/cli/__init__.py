@@ -26,6 +26,7 @@ COMMANDS = {
     "eval-detections": ("eval_detections", "COCO or VOC average precision of detections"),
     "models": ("models", "list the registered models with parameters and GMACs"),
     "summary": ("summary", "print a model's per-layer table"),
+    "export": ("export", "export a trained run or a registered model to ONNX or torch.export"),
 }
 
 EPILOG = """examples:

@@ -27,14 +27,16 @@ def stage_features(body: Classifier, stages: list[str], x: torch.Tensor) -> list
     """Run ``body.forward_features(x)`` and return the outputs of the stages ``stages`` (attribute paths).
 
     The forward pass stops right after the deepest requested stage (a private exception raised by its hook), so
-    later layers (VGG's pool5, a C4 trunk's res5) cost nothing.
+    later layers (VGG's pool5, a C4 trunk's res5) cost nothing. Under ``torch.export`` (which cannot trace an
+    exception) the hooks only record and the later layers, whose results nothing uses, are dropped from the graph.
     """
     outputs: dict[str, torch.Tensor] = {}
+    stop = not torch.compiler.is_exporting()
 
     def save(name: str):
         def hook(module, inputs, output):
             outputs[name] = output
-            if len(outputs) == len(stages):
+            if stop and len(outputs) == len(stages):
                 raise _StopForward
         return hook
 

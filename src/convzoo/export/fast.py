@@ -1,0 +1,162 @@
+"""``convzoo.optimize``: a model made faster for CPU inference, same outputs within fp32 rounding.
+
+    fast = convzoo.optimize(model)                                  # BatchNorm folded, channels_last
+    fast = convzoo.optimize(model, torch.rand(8, 3, 224, 224))      # + traced, frozen, oneDNN-fused (TorchScript)
+
+Steps: (1) every BatchNorm whose only input is the output of a convolution used by nothing else is folded into
+that convolution (``W' = W gamma / sqrt(var + eps)``, ``b' = (b - mean) gamma / sqrt(var + eps) + beta``; the
+BatchNorm becomes ``nn.Identity``). Which convolution feeds which BatchNorm is read from one forward pass on the
+example (or a default input): the tensors each module produces and consumes and every other torch call that
+reads them, so a convolution whose output also goes elsewhere (a shortcut) is left alone. (2) 4D weights and
+inputs channels_last (oneDNN's preferred layout on CPUs). (3) With ``jit=True`` (the default when an example is
+given) the classifier is traced, ``torch.jit.freeze``-d and ``torch.jit.optimize_for_inference``-d: convolution +
+add + ReLU fusions and prepacked oneDNN weights. The model is copied; the original is untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from convzoo.layers.norm import FrozenBatchNorm
+
+NORMS = (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm)
+
+
+class _Uses(TorchFunctionMode):
+    """Counts how often each watched tensor (by id; the watched ones are kept alive, so ids are not reused) is read
+    by a torch function called outside a BatchNorm's forward."""
+
+    def __init__(self, watched: dict) -> None:
+        super().__init__()
+        self.uses: Counter = Counter()
+        self.watched = watched
+        self.inside_norm = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not self.inside_norm:
+            for value in tree_flatten((args, kwargs))[0]:
+                if isinstance(value, torch.Tensor) and id(value) in self.watched:
+                    self.uses[id(value)] += 1
+        return func(*args, **kwargs)
+
+
+def conv_norm_pairs(model: nn.Module, run) -> list[tuple[nn.Module, nn.Module]]:
+    """The (convolution, BatchNorm) pairs of ``model`` where the norm reads only that convolution's output and
+    nothing else reads it, found by calling ``run()`` (one forward pass) once."""
+    produced, keep, consumed, calls = {}, [], {}, Counter()
+    mode = _Uses(produced)
+    handles = []
+
+    def conv_hook(module, inputs, output):
+        calls[module] += 1
+        produced[id(output)] = module
+        keep.append(output)  # alive until the end, so that ids are not reused
+
+    def norm_pre(module, inputs):
+        calls[module] += 1
+        consumed.setdefault(id(inputs[0]), []).append(module)
+        mode.inside_norm += 1
+
+    def norm_post(module, inputs, output):
+        mode.inside_norm -= 1
+
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, NORMS):
+            handles += [module.register_forward_pre_hook(norm_pre), module.register_forward_hook(norm_post)]
+    try:
+        with torch.no_grad(), mode:
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    pairs = []
+    for tensor_id, norms in consumed.items():
+        conv = produced.get(tensor_id)
+        if conv is not None and len(norms) == 1 and mode.uses[tensor_id] == 0 and calls[conv] == 1 \
+                and calls[norms[0]] == 1:
+            pairs.append((conv, norms[0]))
+    return pairs
+
+
+def _norm_affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of an eval-mode BatchNorm: ``y = x * scale + shift`` per channel."""
+    weight = norm.weight if norm.weight is not None else torch.ones_like(norm.running_mean)
+    bias = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
+    scale = weight * (norm.running_var + norm.eps).rsqrt()
+    return scale, bias - norm.running_mean * scale
+
+
+@torch.no_grad()
+def fold_conv_norm(conv: nn.Module, norm: nn.Module) -> None:
+    """Fold ``norm`` (eval statistics) into ``conv`` in place."""
+    scale, shift = _norm_affine(norm)
+    conv.weight.mul_(scale.reshape(-1, *([1] * (conv.weight.dim() - 1))).to(conv.weight))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+    new_bias = (bias * scale + shift).to(conv.weight)
+    if conv.bias is None:
+        conv.bias = nn.Parameter(new_bias)
+    else:
+        conv.bias.copy_(new_bias)
+
+
+def fold_batch_norms(model: nn.Module, run) -> int:
+    """Fold every foldable BatchNorm of ``model`` (eval mode, in place; see module doc); returns how many."""
+    pairs = conv_norm_pairs(model, run)
+    folded = {id(norm) for _, norm in pairs}
+    for conv, norm in pairs:
+        fold_conv_norm(conv, norm)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) in folded:
+                setattr(parent, name, nn.Identity())
+    return len(pairs)
+
+
+class ChannelsLast(nn.Module):
+    """Feeds 4D inputs to ``model`` in the channels_last layout."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+
+
+def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True
+             ) -> nn.Module:
+    """A copy of ``model`` for inference (see module doc). ``example_inputs``: a Tensor (a classifier's batch) or a
+    list of images (a detector); None: the model's default input. ``jit`` (classifiers only): trace + freeze +
+    optimize_for_inference, default True when ``example_inputs`` is given."""
+    from convzoo.export.api import is_detector
+
+    model = copy.deepcopy(model).eval()
+    detector = is_detector(model)
+    if jit is None:
+        jit = example_inputs is not None and not detector
+    if example_inputs is None:
+        device = next(model.parameters()).device
+        if detector:
+            side = model.transform.min_size[-1]
+            example_inputs = [torch.rand(3, side, side, device=device)]
+        else:
+            example_inputs = torch.rand(1, *getattr(model, "default_input_size", (3, 224, 224)), device=device)
+    model.folded_norms = fold_batch_norms(model, lambda: model(example_inputs))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        if not detector:
+            model = ChannelsLast(model)
+    if jit and not detector:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example_inputs, check_trace=False)
+            model = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+    return model

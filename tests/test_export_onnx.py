@@ -1,0 +1,113 @@
+"""ONNX Runtime and torch.export parity of exported classifiers and detectors (slow: the exporter alone costs tens
+of seconds per model on a small machine). Skipped, with the reason, without the optional packages
+(``pip install convzoo[export]``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from convzoo.export import DetectorGraph, eager_detections, export
+from convzoo.registry import create_model
+from tests.export_helpers import assert_same_detections, proposals_for, tiny_detector
+
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional packages: pip install convzoo[export]")
+pytest.importorskip("onnxruntime", reason="ONNX Runtime is optional: pip install convzoo[export]")
+pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript: pip install convzoo[export]")
+
+from convzoo.export.detector_contract import run_onnx  # noqa: E402
+from convzoo.export.runtime import run_classifier  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# one classifier per family, at small sizes: (name, build keywords, export size, second size or None if fixed)
+CLASSIFIERS = [
+    ("resnet18", {}, (3, 64, 64), (3, 80, 96)),
+    ("resnext50_32x4d", {}, (3, 64, 64), (3, 96, 64)),
+    ("resnet20", {}, (3, 32, 32), (3, 40, 48)),
+    ("wrn16_4", {}, (3, 32, 32), (3, 48, 40)),
+    ("vgg11_bn", {}, (3, 64, 64), (3, 96, 80)),
+    ("vgg11_lrn", {}, (3, 64, 64), (3, 80, 64)),
+    ("googlenet", {}, (3, 96, 96), (3, 128, 112)),
+    ("bn_inception", {}, (3, 96, 96), (3, 112, 128)),
+    ("inception_v3", {}, (3, 107, 107), (3, 139, 123)),
+    ("nasnet_a_mobile", {}, (3, 64, 64), (3, 96, 96)),
+    ("spec:C-8-3-1-same,M-2-2,F,H-16", {"in_chans": 1, "input_size": (16, 16)}, (1, 16, 16), None),
+    ("voxnet", {"in_chans": 1}, (1, 32, 32, 32), None),
+    ("r2plus1d_18", {}, (3, 8, 32, 32), (3, 4, 48, 40)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, size, second", CLASSIFIERS, ids=[c[0].split(",")[0] for c in CLASSIFIERS])
+def test_classifier_onnx_equals_pytorch(name, kwargs, size, second, tmp_path) -> None:
+    model = create_model(name, num_classes=5, **kwargs).eval()
+    path = tmp_path / "model.onnx"
+    contract = export(model, torch.randn(2, *size), path)
+    shape = contract["inputs"][0]["shape"]
+    assert shape[0] == "batch" and (second is None) == all(isinstance(axis, int) for axis in shape[1:])
+    assert json.loads((tmp_path / "model.onnx.json").read_text())["outputs"][0]["name"] == "logits"
+    for images in (torch.randn(2, *size), torch.randn(1, *(second or size)), torch.randn(3, *size)):
+        with torch.no_grad():
+            expected = model(images)
+        torch.testing.assert_close(run_classifier(path, images), expected, atol=1e-4, rtol=1e-4)
+
+
+DETECTORS = ["fast_rcnn_vgg16", "faster_rcnn_vgg16", "fast_rcnn_r50_c4", "faster_rcnn_r50_c4", "faster_rcnn_r50_fpn",
+             "mask_rcnn_r50_fpn", "keypoint_rcnn_r50_fpn"]
+
+
+def _onnx_detections(path, images, proposals):
+    return run_onnx(path, images, None if proposals is None else proposals)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detector_onnx_equals_eager(name, tmp_path, one_thread) -> None:
+    model = tiny_detector(name)
+    path = tmp_path / "detector.onnx"
+    images = torch.rand(2, 3, 64, 64)
+    proposals = proposals_for(model, 2)
+    contract = export(model, (images,) if proposals is None else (images, proposals), path, opset=16)
+    assert contract["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
+    assert contract["detection"]["box_format"] == "xyxy"
+    names = [output["name"] for output in contract["outputs"]]
+    assert ("masks" in names) == name.startswith("mask") and ("keypoints" in names) == name.startswith("keypoint")
+    for batch in (torch.rand(2, 3, 64, 64), torch.rand(1, 3, 64, 96)):
+        given = proposals_for(model, len(batch))
+        flat = _onnx_detections(path, batch, given)
+        assert len(flat["boxes"]) > 0
+        assert_same_detections(eager_detections(model, batch, given), flat)
+
+
+def test_detector_onnx_without_detections_and_aligned_roi_align(tmp_path, one_thread) -> None:
+    """Detections from an exported graph where the score threshold leaves none: empty outputs of the right rank;
+    the RoIAlign of this model is aligned=True, exported as ONNX RoiAlign half_pixel at opset 16."""
+    model = tiny_detector("mask_rcnn_r50_fpn", score_thresh=0.9)
+    for pooler in (model.roi_heads.box_pooler, model.roi_heads.mask_branch.pooler):
+        pooler.aligned = True
+    path = tmp_path / "mask.onnx"
+    export(model, torch.rand(2, 3, 64, 64), path, opset=16)
+    graph = onnx.load(str(path))
+    modes = {attribute.s.decode() for node in graph.graph.node if node.op_type == "RoiAlign"
+             for attribute in node.attribute if attribute.name == "coordinate_transformation_mode"}
+    assert modes == {"half_pixel"} and graph.opset_import[0].version == 16
+    flat = _onnx_detections(path, torch.rand(1, 3, 64, 64), None)
+    assert flat["boxes"].shape == (0, 4) and flat["masks"].shape == (0, 1, 64, 64)
+    model.roi_heads.config.score_thresh = 0.05
+    images = torch.rand(2, 3, 64, 64)
+    path = tmp_path / "mask_low.onnx"
+    export(model, images, path, opset=16)
+    assert_same_detections(eager_detections(model, images), _onnx_detections(path, images, None))
+
+
+def test_mask_rcnn_exported_program_round_trip(tmp_path, one_thread) -> None:
+    model = tiny_detector("mask_rcnn_r50_fpn")
+    path = tmp_path / "mask.pt2"
+    contract = export(model, torch.rand(2, 3, 64, 64), path, format="exported-program")
+    assert contract["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
+    program = torch.export.load(str(path)).module()
+    names = DetectorGraph(model).output_names
+    for images in (torch.rand(2, 3, 64, 64), torch.rand(1, 3, 96, 64)):
+        flat = dict(zip(names, program(images)))
+        assert_same_detections(eager_detections(model, images), flat)

@@ -1,0 +1,91 @@
+"""convzoo.optimize: BatchNorm folded, channels_last, the frozen TorchScript graph; the same outputs (fp32)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo.cli import build_parser
+from convzoo.export import eager_detections, optimize
+from convzoo.export.fast import ChannelsLast
+from convzoo.registry import create_model
+from tests.export_helpers import tiny_detector
+
+
+def _random_statistics(model: nn.Module) -> nn.Module:
+    """BatchNorm statistics and affine parameters away from their initial 0 / 1, so that folding is tested."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_optimize_folds_every_batch_norm_and_keeps_the_outputs(one_thread) -> None:
+    model = _random_statistics(create_model("resnet20", num_classes=10))
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(images)
+        folded = optimize(model, jit=False)
+        assert isinstance(folded, ChannelsLast) and folded.model.folded_norms == 19  # every BN of ResNet-20
+        assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+        torch.testing.assert_close(folded(images), expected, atol=1e-4, rtol=1e-4)
+        frozen = optimize(model, images[:2])  # traced at batch 2, run at batch 4
+        assert isinstance(frozen, torch.jit.ScriptModule)
+        torch.testing.assert_close(frozen(images), expected, atol=1e-4, rtol=1e-4)
+    assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())  # the original is kept
+
+
+def test_a_shortcut_keeps_its_batch_norm() -> None:
+    """A convolution whose output also feeds something else than its BatchNorm is not folded."""
+
+    class Shortcut(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + y
+
+    model = _random_statistics(Shortcut())
+    images = torch.randn(2, 3, 8, 8)
+    fast = optimize(model, images, jit=False)
+    assert fast.model.folded_norms == 0
+    torch.testing.assert_close(fast(images), model(images))
+
+
+def test_optimize_detector_keeps_the_detections(one_thread) -> None:
+    model = tiny_detector("faster_rcnn_r50_fpn")
+    images = torch.rand(1, 3, 64, 64)
+    fast = optimize(model)
+    assert fast.folded_norms == 20  # the frozen BatchNorms of the ResNet-18 body
+    expected, got = eager_detections(model, images), eager_detections(fast, images)
+    for key in ("boxes", "scores"):
+        torch.testing.assert_close(got[0][key], expected[0][key], atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[0]["labels"], expected[0]["labels"])
+
+
+@pytest.mark.slow
+def test_predict_fast_equals_predict(tmp_path, one_thread) -> None:
+    from PIL import Image
+
+    from convzoo.data import load_data
+
+    run_dir = tmp_path / "run"
+    args = build_parser().parse_args(["train", "--model", "spec:CB-8-3-1-same,M-2-2,F,H-16", "--epochs", "1",
+                                      "--device", "cpu", "--threads", "1", "--seed", "3", "--out", str(run_dir)])
+    args.func(args)
+    Image.fromarray(load_data("digits").test.images[0, 0].numpy()).save(tmp_path / "digit.png")
+    results = []
+    for fast in ([], ["--fast"]):
+        predicted = build_parser().parse_args(["predict", str(run_dir), str(tmp_path / "digit.png"), "--top", "3",
+                                               *fast])
+        results.append(predicted.func(predicted)[str(tmp_path / "digit.png")])
+    assert [name for name, _ in results[0]] == [name for name, _ in results[1]]
+    for (_, plain), (_, fast) in zip(*results):
+        assert abs(plain - fast) < 1e-5
