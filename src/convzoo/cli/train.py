@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from convzoo.options import DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions
+from convzoo.options import DEFAULT_MODEL, RESUMABLE, ClassificationOptions, DetectionOptions, SearchOptions
 
 CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
 DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
+SEARCH = {f.name for f in dataclasses.fields(SearchOptions)}
 
 
 def _floats(text: str) -> list[float]:
@@ -35,6 +36,18 @@ def _ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 32,64,128, got {text!r}") from None
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as num_cells=2, got {text!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False}.get(value.lower(), value)
 
 
 def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, data: str = "digits") -> None:
@@ -98,6 +111,10 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--freeze-bn", action="store_true", help="replace every BatchNorm by a frozen one (fixed affine transform)")
     a("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default: the data set's)")
     a("--skip-bad-images", action="store_true", help="skip and count image files that cannot be decoded")
+    a("--genotype", metavar="FILE", help="nasnet: the cells as a genotype JSON file, e.g. the best_genotype.json of "
+      "convzoo search (default: NASNet-A)")
+    a("--model-option", dest="model_options", action="append", type=_key_value, metavar="KEY=VALUE",
+      help="a keyword of the model's builder, e.g. num_cells=2 or stem=cifar for nasnet; repeatable (default: none)")
     detect = p.add_argument_group("detection")
     a = detect.add_argument
     a("--backbone", help="a registry classifier as the backbone, e.g. resnet18 (default: the model's)")
@@ -145,8 +162,11 @@ def config_from_args(args: argparse.Namespace):
     given = {**alias_defaults, **given}
     classification = {k: given.pop(k) for k in list(given) if k in CLASSIFICATION}
     detection = {k: given.pop(k) for k in list(given) if k in DETECTION}
+    search = {k: given.pop(k) for k in list(given) if k in SEARCH}
+    if "model_options" in classification:
+        classification["model_options"] = dict(classification["model_options"])
     return TrainConfig(**given, classification=ClassificationOptions(**classification),
-                       detection=DetectionOptions(**detection))
+                       detection=DetectionOptions(**detection), search=SearchOptions(**search))
 
 
 def run(args: argparse.Namespace) -> dict:

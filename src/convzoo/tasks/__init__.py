@@ -6,15 +6,17 @@ evaluation, prediction); ``convzoo.train`` owns everything else. See :mod:`convz
 
 from __future__ import annotations
 
+from convzoo.nas.task import SearchOptions, SearchTask
 from convzoo.registry import model_kind
 from convzoo.tasks.base import Reducer, Task, TaskData, unwrap_model
 from convzoo.tasks.classification import ClassificationOptions, ClassificationTask
 from convzoo.tasks.detection import DetectionTask
 from convzoo.tasks.detection_build import DetectionOptions
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask}
+TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask,
+                                "search": SearchTask}
 # the task that trains each kind of registered model
-TASK_OF_KIND = {"classifier": "classification", "detector": "detection"}
+TASK_OF_KIND = {"classifier": "classification", "detector": "detection", "supernet": "search"}
 
 
 def model_task(model: str) -> str:
@@ -27,14 +29,16 @@ def model_task(model: str) -> str:
 
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
-                detection: DetectionOptions | None = None, seed: int = 0, image_size: int | None = None,
-                pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
+                detection: DetectionOptions | None = None, search: SearchOptions | None = None, seed: int = 0,
+                image_size: int | None = None, pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
     """The task for ``model`` on ``data`` with the options of that task."""
     common = {"image_size": image_size, "pretrained": pretrained, "pretrained_source": pretrained_source}
     if model_task(model) == "detection":
         return DetectionTask(model, data, detection, seed=seed, **common)
+    if model_task(model) == "search":
+        return SearchTask(model, data, search, seed=seed, **common)
     return ClassificationTask(model, data, classification, **common)
 
 
 __all__ = ["TASKS", "ClassificationOptions", "ClassificationTask", "DetectionOptions", "DetectionTask", "Reducer",
-           "Task", "TaskData", "create_task", "model_task", "unwrap_model"]
+           "SearchOptions", "SearchTask", "Task", "TaskData", "create_task", "model_task", "unwrap_model"]

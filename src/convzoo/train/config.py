@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convzoo.options import DEFAULT_MODEL, ClassificationOptions, DetectionOptions
+from convzoo.options import DEFAULT_MODEL, ClassificationOptions, DetectionOptions, SearchOptions
 
 # The defaults of the options a task may set otherwise (``Task.defaults``).
 ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 32, "optimizer": "adamw", "weight_decay": 0.0,
@@ -29,7 +29,7 @@ CHOICES = {"optimizer": ("sgd", "rmsprop", "adam", "adamw"), "schedule": ("const
            "amp": (None, "bf16", "fp16"), "clock": ("wall", "cpu")}
 FLOAT32_MAX = 3.4028234663852886e38
 # the nested option groups and the task that reads each
-TASK_OPTIONS = {"classification": ClassificationOptions, "detection": DetectionOptions}
+TASK_OPTIONS = {"classification": ClassificationOptions, "detection": DetectionOptions, "search": SearchOptions}
 
 
 @dataclass
@@ -70,6 +70,7 @@ class TrainConfig:
     progress: bool | None = None  # None: a bar when stderr is a terminal, else a line every 30 s
     classification: ClassificationOptions = field(default_factory=ClassificationOptions)
     detection: DetectionOptions = field(default_factory=DetectionOptions)
+    search: SearchOptions = field(default_factory=SearchOptions)
 
     def __post_init__(self) -> None:
         for name, kind in TASK_OPTIONS.items():

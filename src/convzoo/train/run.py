@@ -15,14 +15,15 @@ from pathlib import Path
 
 import torch
 
-from convzoo.tasks import ClassificationOptions, DetectionOptions, Task, create_task, model_task
+from convzoo.tasks import ClassificationOptions, DetectionOptions, SearchOptions, Task, create_task, model_task
 from convzoo.train.checkpoint import load_checkpoint
 from convzoo.train.config import TrainConfig, read_run_file
 
 
 def changed_options(config: TrainConfig, group: str) -> list[str]:
     """The options of the nested ``group`` ("classification", "detection") that differ from their defaults."""
-    defaults = {"classification": ClassificationOptions(), "detection": DetectionOptions()}[group]
+    defaults = {"classification": ClassificationOptions(), "detection": DetectionOptions(),
+                "search": SearchOptions()}[group]
     given = getattr(config, group)
     return [f.name for f in dataclasses.fields(given) if getattr(given, f.name) != getattr(defaults, f.name)]
 
@@ -30,13 +31,13 @@ def changed_options(config: TrainConfig, group: str) -> list[str]:
 def task_of(config: TrainConfig) -> Task:
     """The task that trains ``config.model`` on ``config.data``; options meant for another task are an error."""
     kind = model_task(config.model)
-    for group in ("classification", "detection"):
+    for group in ("classification", "detection", "search"):
         stray = changed_options(config, group) if group != kind else []
         if stray:
             flags = ", ".join("--" + name.replace("_", "-") for name in stray)
             raise ValueError(f"{flags}: {group} option(s), but --model {config.model} is trained by the {kind} task")
     return create_task(config.model, config.data, classification=config.classification,
-                       detection=config.detection, seed=config.seed, image_size=config.image_size,
+                       detection=config.detection, search=config.search, seed=config.seed, image_size=config.image_size,
                        pretrained=config.pretrained, pretrained_source=config.pretrained_source)
 
 
