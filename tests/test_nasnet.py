@@ -90,3 +90,45 @@ def test_large_logits_equal_timm():
     x = torch.randn(1, 3, 331, 331)
     with torch.no_grad():
         assert (model(x) - reference(x)).abs().max().item() <= 1e-5
+
+
+def test_nasnet_a_genotype_reproduces_nasnet_a_mobile(tmp_path):
+    from convzoo.models.nasnet_genotype import NASNET_A
+
+    (tmp_path / "a.json").write_text(NASNET_A.to_json())
+    built, mobile = meta_model("nasnet", genotype=str(tmp_path / "a.json")), meta_model("nasnet_a_mobile")
+    assert [(k, v.shape) for k, v in built.state_dict().items()] == \
+        [(k, v.shape) for k, v in mobile.state_dict().items()]
+    assert convzoo.count_params(built) == 5_289_978
+
+
+def _same_logits(kwargs: dict, reference: nn.Module, size: int) -> None:
+    from convzoo.models.nasnet_genotype import NASNET_A
+
+    reference.eval()
+    model = convzoo.create_model("nasnet", genotype=NASNET_A.to_json(), **kwargs).eval()
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
+def test_nasnet_a_genotype_gives_the_same_logits_small():
+    from convzoo.models.nasnet import NASNet
+    from convzoo.models.nasnet_genotype import NASNET_A
+
+    torch.manual_seed(0)
+    kwargs = {"num_cells": 1, "filters": 8, "stem_filters": 8, "num_classes": 5}
+    _same_logits(kwargs, NASNet(genotype=NASNET_A, **kwargs), 32)
+
+
+@pytest.mark.slow
+def test_nasnet_a_genotype_gives_the_logits_of_nasnet_a_mobile():
+    torch.manual_seed(0)
+    _same_logits({"num_classes": 10}, convzoo.create_model("nasnet_a_mobile", num_classes=10), 64)
+
+
+def test_nasnet_a_cifar_count_matches_table_1():
+    # NASNet-A (6 @ 768) on CIFAR-10: 3.3 M parameters (Table 1; no auxiliary head here)
+    model = meta_model("nasnet", stem="cifar", num_cells=6, filters=32, num_classes=10)
+    assert convzoo.count_params(model) == pytest.approx(3.3e6, rel=0.02)

@@ -24,6 +24,7 @@ FIGURES = {
     "kim_cnn": ("text_classifier", 3360902, 16500600, (1, 40)),
     "mask_rcnn_r50_fpn": ("detector", 44401393, None, None),
     "mc3_18": ("classifier", 11695440, 43342635008, (3, 16, 112, 112)),
+    "nasnet": ("classifier", 5289978, 563638816, (3, 224, 224)),
     "nasnet_a_large": ("classifier", 88753150, 23783414658, (3, 331, 331)),
     "nasnet_a_mobile": ("classifier", 5289978, 563638816, (3, 224, 224)),
     "plain110": ("classifier", 1727962, 252887680, (3, 32, 32)),

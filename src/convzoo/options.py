@@ -26,11 +26,16 @@ class ClassificationOptions:
     skip_bad_images: bool = False
     frames: int | None = None  # moving-mnist: frames of a clip (None: 16)
     width: int | None = None  # video ResNets: channels of conv2_x (None: the paper's 64)
+    genotype: str | None = None  # nasnet: a genotype JSON file (``convzoo search`` writes one)
+    model_options: dict | None = None  # more keywords of the model's builder (--model-option KEY=VALUE)
 
     def __post_init__(self) -> None:
         for name in ("frames", "width"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.model_options is not None and (not isinstance(self.model_options, dict)
+                                               or not all(isinstance(k, str) for k in self.model_options)):
+            raise ValueError(f"--model-option must be KEY=VALUE pairs, got {self.model_options!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.aux_weight is not None and not 0.0 <= self.aux_weight < float("inf"):
@@ -145,3 +150,39 @@ class SegmentationOptions:
         for name in ("train_size", "val_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+class SearchOptions:
+    """What only the architecture search reads (``convzoo search``; the engine's options are in ``TrainConfig``)."""
+
+    strategy: str = "controller"  # controller (NASNet's RNN, on ENAS's shared weights) | random (the baseline)
+    policy: str = "reinforce"  # reinforce (moving-average baseline) | ppo (the paper's option)
+    cells: int = 1  # N: normal cells per stage of the proxy network
+    filters: int = 8  # the first stage's filters
+    blocks: int = 5  # B: blocks per cell
+    subset: int = 0  # train the shared weights on the first N training samples (0: all)
+    controller_steps: int = 10  # controller updates (random: scoring rounds) after each epoch
+    samples: int = 4  # architectures sampled for each update
+    reward_batch: int = 128  # dev samples that score one architecture
+    controller_lr: float = 3.5e-3
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.9
+    ppo_epochs: int = 4
+    ppo_clip: float = 0.2
+    top: int = 5  # genotypes kept (best first)
+
+    def __post_init__(self) -> None:
+        choices = {"strategy": ("controller", "random"), "policy": ("reinforce", "ppo")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("cells", "filters", "blocks", "controller_steps", "samples", "reward_batch", "ppo_epochs", "top"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if isinstance(self.subset, bool) or not isinstance(self.subset, int) or self.subset < 0:
+            raise ValueError(f"--subset must be an integer >= 0, got {self.subset!r}")
+        if not 0 < self.controller_lr < float("inf") or not 0 <= self.entropy_weight < float("inf"):
+            raise ValueError(f"--controller-lr must be > 0 and --entropy-weight >= 0, got {self.controller_lr} and "
+                             f"{self.entropy_weight}")
+        if not 0 <= self.baseline_decay < 1 or not 0 < self.ppo_clip < 1:
+            raise ValueError(f"--baseline-decay must be in [0, 1) and --ppo-clip in (0, 1), got "
+                             f"{self.baseline_decay} and {self.ppo_clip}")

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-KINDS = ("classifier", "detector", "segmenter", "text_classifier")
+KINDS = ("classifier", "detector", "segmenter", "text_classifier", "supernet")
 # Every package whose modules register models; a new one (e.g. "convzoo.segmentation") must be added here.
-BUILTIN_PACKAGES = ("convzoo.models", "convzoo.detection")
+BUILTIN_PACKAGES = ("convzoo.models", "convzoo.detection", "convzoo.nas")
 
 
 @dataclass(frozen=True)

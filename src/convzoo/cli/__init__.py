@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": ("evaluate", "evaluate a trained run (any task) on its test or dev split"),
     "predict": ("predict", "predict image files with a trained run (any task)"),
     "detect": ("detect", "train, evaluate and run the R-CNN detectors (an alias of train, evaluate, predict)"),
+    "search": ("search", "search NASNet's cell space with its controller or at random on shared weights"),
     "eval-detections": ("eval_detections", "COCO or VOC average precision of detections"),
     "models": ("models", "list the registered models with parameters and GMACs"),
     "summary": ("summary", "print a model's per-layer table"),

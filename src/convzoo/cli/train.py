@@ -25,6 +25,7 @@ from convzoo.options import (
     RESUMABLE,
     ClassificationOptions,
     DetectionOptions,
+    SearchOptions,
     SegmentationOptions,
     TextOptions,
 )
@@ -33,6 +34,7 @@ CLASSIFICATION = {f.name for f in dataclasses.fields(ClassificationOptions)}
 DETECTION = {f.name for f in dataclasses.fields(DetectionOptions)}
 SEGMENTATION = {f.name for f in dataclasses.fields(SegmentationOptions)}
 TEXT = {f.name for f in dataclasses.fields(TextOptions)}
+SEARCH = {f.name for f in dataclasses.fields(SearchOptions)}
 # flags segmentation shares with another task (--aux-weight, --train-size, ...): the model's task takes them
 SHARED = SEGMENTATION & (CLASSIFICATION | DETECTION)
 
@@ -49,6 +51,18 @@ def _ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 32,64,128, got {text!r}") from None
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as num_cells=2, got {text!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False}.get(value.lower(), value)
 
 
 def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, data: str = "digits") -> None:
@@ -119,6 +133,10 @@ def add_train_arguments(p: argparse.ArgumentParser, model: str = DEFAULT_MODEL, 
     a("--frames", type=int, help="moving-mnist: frames of a clip (default: 16; --image-size sets the side, 64)")
     a("--width", type=int, help="video ResNets (r3d_18, mc3_18, r2plus1d_18): channels of conv2_x, doubled in "
       "each later stage (default: 64, the paper's)")
+    a("--genotype", metavar="FILE", help="nasnet: the cells as a genotype JSON file, e.g. the best_genotype.json of "
+      "convzoo search (default: NASNet-A)")
+    a("--model-option", dest="model_options", action="append", type=_key_value, metavar="KEY=VALUE",
+      help="a keyword of the model's builder, e.g. num_cells=2 or stem=cifar for nasnet; repeatable (default: none)")
     detect = p.add_argument_group("detection")
     a = detect.add_argument
     a("--backbone", help="a registry classifier as the backbone, e.g. resnet18 (default: the model's)")
@@ -200,9 +218,12 @@ def config_from_args(args: argparse.Namespace):
     classification = {k: given.pop(k) for k in list(given) if k in CLASSIFICATION}
     detection = {k: given.pop(k) for k in list(given) if k in DETECTION}
     text = {k: given.pop(k) for k in list(given) if k in TEXT}
+    search = {k: given.pop(k) for k in list(given) if k in SEARCH}
+    if "model_options" in classification:
+        classification["model_options"] = dict(classification["model_options"])
     return TrainConfig(**given, classification=ClassificationOptions(**classification),
                        detection=DetectionOptions(**detection), segmentation=SegmentationOptions(**segmentation),
-                       text=TextOptions(**text))
+                       text=TextOptions(**text), search=SearchOptions(**search))
 
 
 def _trains_segmenter(model: str) -> bool:

@@ -6,6 +6,7 @@ evaluation, prediction); ``convzoo.train`` owns everything else. See :mod:`convz
 
 from __future__ import annotations
 
+from convzoo.nas.task import SearchOptions, SearchTask
 from convzoo.registry import model_kind
 from convzoo.tasks.base import Reducer, Task, TaskData, unwrap_model
 from convzoo.tasks.classification import ClassificationOptions, ClassificationTask
@@ -15,10 +16,10 @@ from convzoo.tasks.segmentation import SegmentationOptions, SegmentationTask
 from convzoo.tasks.text import TextClassificationTask, TextOptions
 
 TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask,
-                                "segmentation": SegmentationTask, "text": TextClassificationTask}
+                                "segmentation": SegmentationTask, "text": TextClassificationTask, "search": SearchTask}
 # the task that trains each kind of registered model
 TASK_OF_KIND = {"classifier": "classification", "detector": "detection", "segmenter": "segmentation",
-                "text_classifier": "text"}
+                "text_classifier": "text", "supernet": "search"}
 
 
 def model_task(model: str) -> str:
@@ -32,8 +33,8 @@ def model_task(model: str) -> str:
 
 def create_task(model: str, data: str, *, classification: ClassificationOptions | None = None,
                 detection: DetectionOptions | None = None, segmentation: SegmentationOptions | None = None,
-                text: TextOptions | None = None, seed: int = 0, image_size: int | None = None,
-                pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
+                text: TextOptions | None = None, search: SearchOptions | None = None, seed: int = 0,
+                image_size: int | None = None, pretrained: str | None = None, pretrained_source: str = "auto") -> Task:
     """The task for ``model`` on ``data`` with the options of that task."""
     common = {"image_size": image_size, "pretrained": pretrained, "pretrained_source": pretrained_source}
     if model_task(model) == "detection":
@@ -42,9 +43,11 @@ def create_task(model: str, data: str, *, classification: ClassificationOptions 
         return SegmentationTask(model, data, segmentation, seed=seed, **common)
     if model_task(model) == "text":
         return TextClassificationTask(model, data, text, **common)
+    if model_task(model) == "search":
+        return SearchTask(model, data, search, seed=seed, **common)
     return ClassificationTask(model, data, classification, **common)
 
 
 __all__ = ["TASKS", "ClassificationOptions", "ClassificationTask", "DetectionOptions", "DetectionTask", "Reducer",
-           "SegmentationOptions", "SegmentationTask", "Task", "TaskData", "TextClassificationTask", "TextOptions",
-           "create_task", "model_task", "unwrap_model"]
+           "SearchOptions", "SearchTask", "SegmentationOptions", "SegmentationTask", "Task", "TaskData",
+           "TextClassificationTask", "TextOptions", "create_task", "model_task", "unwrap_model"]

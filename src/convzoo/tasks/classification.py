@@ -31,11 +31,12 @@ from convzoo.registry import create_model
 from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
 
 
-def create_classifier(name: str, num_classes: int, input_size: Sequence[int], width: int | None = None) -> nn.Module:
-    """``create_model(name)`` for inputs of ``input_size`` (C, *spatial): the course's ``spec:`` strings get the
-    spatial size, other models the number of spatial axes when it is not 2 (1D models for MNIST-1D); ``width``
-    (``--width``) goes to the video ResNets."""
-    kwargs = {"num_classes": num_classes, "in_chans": input_size[0]}
+def create_classifier(name: str, num_classes: int, input_size: Sequence[int], width: int | None = None,
+                      **options) -> nn.Module:
+    """``create_model(name, **options)`` for inputs of ``input_size`` (C, *spatial): the course's ``spec:`` strings
+    get the spatial size, other models the number of spatial axes when it is not 2 (1D models for MNIST-1D);
+    ``width`` (``--width``) goes to the video ResNets."""
+    kwargs = {**options, "num_classes": num_classes, "in_chans": input_size[0]}
     if width is not None:
         if name not in VIDEO_TABLE:
             raise ValueError(f"--width {width}: only the video ResNets ({', '.join(VIDEO_TABLE)}) take a width, "
@@ -101,10 +102,18 @@ class ClassificationTask(Task):
         info = {"num_classes": splits.num_classes, "input_size": list(splits.input_size),
                 "class_names": list(splits.class_names), "preprocess": splits.preprocess, "data": splits.name}
         notes = [f"skipped {splits.bad_images} image files that cannot be decoded"] if splits.bad_images else []
+        model_options = dict(self.options.model_options or {})
+        if self.options.genotype:  # the genotype itself goes into config.json: the run needs no file to predict
+            from convzoo.models.nasnet_genotype import load_genotype
+
+            model_options["genotype"] = load_genotype(self.options.genotype).to_data()
+        if model_options:
+            info["model_options"] = model_options
         return TaskData(splits.train, splits.dev, splits.test, info, notes)
 
     def build_model(self, info: dict, initialize: bool = True) -> nn.Module:
-        model = create_classifier(self.model_name, info["num_classes"], info["input_size"], self.options.width)
+        model = create_classifier(self.model_name, info["num_classes"], info["input_size"], self.options.width,
+                                  **info.get("model_options", {}))
         if info.get("preprocess", {}).get("kind") == "clip" and info["input_size"][1] < temporal_kernel(model):
             raise ValueError(f"--frames {info['input_size'][1]}: clips shorter than {self.model_name}'s temporal "
                              f"kernel of {temporal_kernel(model)} frames; give at least that many")

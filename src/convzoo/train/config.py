@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convzoo.options import DEFAULT_MODEL, ClassificationOptions, DetectionOptions, SegmentationOptions, TextOptions
+from convzoo.options import (
+    DEFAULT_MODEL,
+    ClassificationOptions,
+    DetectionOptions,
+    SearchOptions,
+    SegmentationOptions,
+    TextOptions,
+)
 
 # The defaults of the options a task may set otherwise (``Task.defaults``).
 ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 32, "optimizer": "adamw", "weight_decay": 0.0,
@@ -31,7 +38,7 @@ CHOICES = {"optimizer": ("sgd", "rmsprop", "adam", "adamw", "adadelta"),
 FLOAT32_MAX = 3.4028234663852886e38
 # the nested option groups and the task that reads each
 TASK_OPTIONS = {"classification": ClassificationOptions, "detection": DetectionOptions,
-                "segmentation": SegmentationOptions, "text": TextOptions}
+                "segmentation": SegmentationOptions, "text": TextOptions, "search": SearchOptions}
 
 
 @dataclass
@@ -75,6 +82,7 @@ class TrainConfig:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
     text: TextOptions = field(default_factory=TextOptions)
+    search: SearchOptions = field(default_factory=SearchOptions)
 
     def __post_init__(self) -> None:
         for name, kind in TASK_OPTIONS.items():

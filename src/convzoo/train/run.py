@@ -37,8 +37,8 @@ def task_of(config: TrainConfig) -> Task:
             raise ValueError(f"{flags}: {group} option(s), but --model {config.model} is trained by the {kind} task")
     return create_task(config.model, config.data, classification=config.classification,
                        detection=config.detection, segmentation=config.segmentation, text=config.text,
-                       seed=config.seed, image_size=config.image_size, pretrained=config.pretrained,
-                       pretrained_source=config.pretrained_source)
+                       search=config.search, seed=config.seed, image_size=config.image_size,
+                       pretrained=config.pretrained, pretrained_source=config.pretrained_source)
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu"

@@ -1,0 +1,197 @@
+"""Evidence for `convzoo search` (docs/nas.md): the controller against random search, and the found cells trained
+from scratch against uniformly random cells with the same recipe.
+
+    python benchmarks/nas_search.py --data fashion-mnist:/work/shared/data/fashion-mnist --image-size 16 \\
+        --search-minutes 4.5 --train-minutes 1.2 --seeds 0 1 --random-cells 5 --jobs 4 --out runs/nas-proxy
+    # the issue's scale (1 CPU-hour of search per seed; CIFAR-10; longer training):
+    python benchmarks/nas_search.py --data cifar10:DIR --cells 2 --filters 16 --search-minutes 60 \\
+        --train-minutes 30 --seeds 0 1 --random-cells 5 --out runs/nas-full
+
+Stages (``--stage``): ``search`` runs a controller search and a random search (``--strategy random``, the same
+budget) per seed; ``train`` trains each search's best cell and ``--random-cells`` uniformly sampled cells with
+``convzoo train --model nasnet --genotype ...`` for ``--train-minutes`` of CPU time each; ``report`` writes
+``results.json`` and the plots into ``--docs``. Every budget is CPU time (``--clock cpu``, one thread), so a busy
+machine changes the wall time, not the work done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_all(commands: list[tuple[str, list[str]]], jobs: int, log_dir: Path) -> dict[str, dict]:
+    """Run ``(name, argv)`` commands, ``jobs`` at a time; {name: {"cpu_s", "wall_s", "rc", "stdout"}}."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending, running, done = list(commands), {}, {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < jobs:
+            name, argv = pending.pop(0)
+            log = open(log_dir / f"{name}.log", "w")
+            print(f"start {name}: {' '.join(argv)}", flush=True)
+            running[subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env).pid] = \
+                (name, time.time(), log)
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        name, started, log = running.pop(pid)
+        log.close()
+        done[name] = {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": time.time() - started,
+                      "rc": os.waitstatus_to_exitcode(status)}
+        print(f"done {name}: rc {done[name]['rc']}, {done[name]['cpu_s']:.0f} CPU s", flush=True)
+    return done
+
+
+def _convzoo(*words: str) -> list[str]:
+    return [sys.executable, "-m", "convzoo", *words]
+
+
+def search_stage(args) -> None:
+    commands = []
+    for seed in args.seeds:
+        for strategy in ("controller", "random"):
+            out = args.out / f"search-{strategy}-{seed}"
+            commands.append((out.name, _convzoo(
+                "search", "--data", args.data, "--strategy", strategy, "--seed", str(seed), "--cells", str(args.cells),
+                "--filters", str(args.filters), "--max-minutes", str(args.search_minutes), "--clock", "cpu",
+                "--threads", "1", "--subset", str(args.subset), "--controller-lr", str(args.controller_lr),
+                "--out", str(out), *(["--image-size", str(args.image_size)] if args.image_size else []),
+                "--no-progress")))
+    _save(args.out / "search_runs.json", run_all(commands, args.jobs, args.out / "logs"))
+
+
+def train_stage(args) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import torch
+
+    from convzoo.nas import genotype_of, uniform_actions
+
+    cells = {}
+    for seed in args.seeds:
+        for strategy in ("controller", "random"):
+            path = args.out / f"search-{strategy}-{seed}" / "best_genotype.json"
+            if path.is_file():
+                cells[f"{strategy}-{seed}"] = path
+    generator = torch.Generator().manual_seed(12345)
+    for k, actions in enumerate(uniform_actions(args.random_cells, 5, generator)):
+        path = args.out / "random-cells" / f"uniform-{k}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(genotype_of(actions, 5).to_json())
+        cells[f"uniform-{k}"] = path
+    commands = [(f"train-{name}", _convzoo(
+        "train", "--model", "nasnet", "--genotype", str(path), "--model-option", f"num_cells={args.cells}",
+        "--model-option", f"filters={args.filters}", "--model-option", "stem=cifar", "--data", args.data,
+        "--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "3e-4", "--epochs", "50", "--max-minutes",
+        str(args.train_minutes), "--clock", "cpu", "--threads", "1", "--seed", "0", "--no-progress",
+        "--out", str(args.out / f"train-{name}"), *(["--image-size", str(args.image_size)] if args.image_size else [])))
+        for name, path in cells.items()]
+    _save(args.out / "train_runs.json", run_all(commands, args.jobs, args.out / "logs"))
+
+
+def _metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def _test_accuracy(log: Path) -> float | None:
+    found = re.findall(r"test:accuracy=([0-9.]+)", log.read_text()) if log.is_file() else []
+    return float(found[-1]) if found else None
+
+
+def report_stage(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    searches, trains = _load(args.out / "search_runs.json"), _load(args.out / "train_runs.json")
+    results = {"searches": {}, "trained": {}}
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for seed in args.seeds:
+        for strategy, style in (("controller", "-"), ("random", "--")):
+            run = args.out / f"search-{strategy}-{seed}"
+            records = [r for r in _metrics(run) if "dev:reward_mean" in r]
+            if not records:
+                continue
+            rewards = [r["dev:reward_mean"] for r in records]
+            results["searches"][run.name] = {
+                "reward_mean_per_epoch": rewards, "entropy_per_epoch": [r.get("dev:entropy") for r in records],
+                "best_shared_weight_dev_accuracy": records[-1]["dev:accuracy"], "steps": records[-1]["step"],
+                "cpu_s": searches.get(run.name, {}).get("cpu_s"),
+                "best_genotype": json.loads((run / "best_genotype.json").read_text())
+                if (run / "best_genotype.json").is_file() else None}
+            ax.plot(range(1, len(rewards) + 1), rewards, style, marker=".", label=f"{strategy}, seed {seed}")
+    ax.set_xlabel("search epoch (a controller phase after each)")
+    ax.set_ylabel("mean reward of the sampled cells\n(dev accuracy on shared weights)")
+    ax.legend(fontsize=7)
+    ax.set_title("convzoo search: sampled rewards (shared 2-core CPU)", fontsize=9)
+    fig.tight_layout()
+    args.docs.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.docs / "rewards.png", dpi=110)
+    plt.close(fig)
+    for name in sorted(trains):
+        accuracy = _test_accuracy(args.out / "logs" / f"{name}.log")
+        records = _metrics(args.out / name)
+        results["trained"][name.removeprefix("train-")] = {
+            "test_accuracy": accuracy, "steps": records[-1]["step"] if records else None,
+            "cpu_s": trains[name]["cpu_s"]}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for name, row in results["trained"].items():
+        if row["test_accuracy"] is None:
+            continue
+        kind = name.split("-")[0]
+        y = {"uniform": 0, "random": 1, "controller": 2}[kind]
+        ax.scatter(row["test_accuracy"], y, color={"uniform": "0.5", "random": "tab:orange",
+                                                   "controller": "tab:blue"}[kind], s=40)
+        ax.annotate(name, (row["test_accuracy"], y), fontsize=6, textcoords="offset points", xytext=(0, 6))
+    ax.set_yticks([0, 1, 2], ["uniform random cells", "random search's best", "controller's best"])
+    ax.set_ylim(-0.7, 2.7)
+    ax.set_xlabel("test accuracy after training from scratch (same recipe and CPU budget)")
+    fig.tight_layout()
+    fig.savefig(args.docs / "from_scratch.png", dpi=110)
+    plt.close(fig)
+    _save(args.docs / "results.json", results)
+    print(json.dumps(results, indent=1))
+
+
+def _save(path: Path, value) -> None:
+    old = _load(path)
+    path.write_text(json.dumps({**old, **value} if isinstance(value, dict) else value, indent=1) + "\n")
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--cells", type=int, default=1)
+    p.add_argument("--filters", type=int, default=8)
+    p.add_argument("--subset", type=int, default=2560, help="training samples of the shared weights (0: all)")
+    p.add_argument("--controller-lr", type=float, default=0.01)
+    p.add_argument("--search-minutes", type=float, default=4.5)
+    p.add_argument("--train-minutes", type=float, default=1.2)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--random-cells", type=int, default=5)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("runs/nas-proxy"))
+    p.add_argument("--docs", type=Path, default=Path("docs/nas"))
+    p.add_argument("--stage", choices=("search", "train", "report", "all"), default="all")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for stage, function in (("search", search_stage), ("train", train_stage), ("report", report_stage)):
+        if args.stage in (stage, "all"):
+            function(args)
+
+
+if __name__ == "__main__":
+    main()

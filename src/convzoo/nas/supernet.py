@@ -1,0 +1,158 @@
+"""ENAS-style weight sharing (Pham et al. 2018) over NASNet's search space: one network holds every operation for
+every (cell, block, side), so any sampled genotype runs on the shared weights and is scored without training.
+
+The macro network is NASNet's CIFAR layout (Figure 2, left): a 3x3 stem convolution of 3 x ``filters``, then N
+normal cells, a reduction cell, N normal, a reduction, N normal, the filters doubling at each reduction; ReLU,
+global average pooling, linear. A genotype picks, in each cell, which operation each block applies to which
+state: only those weights run (and get gradients) in a step.
+
+Sharing across genotypes whose states have different widths (a "concat" block gives 2F channels, a cell output
+concatenates a varying number of states): each weight is sized for the widest input and a narrower input uses
+its first channels (the weight slicing of Once-for-All, Cai et al. 2020). BatchNorm has no affine parameters and
+always normalizes with the batch's statistics (as ENAS and DARTS do in search): running statistics would mix
+architectures. Differences from the child network built later by ``create_model("nasnet", stem="cifar")``: the
+first cell's h_{i-1} goes through a ReLU-1x1-BN too, the paddings are symmetric.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convzoo.models.nasnet_genotype import CELL_TYPES, OP_NAMES, CellGenotype, Genotype
+
+
+def batch_norm(x: torch.Tensor) -> torch.Tensor:
+    """Normalization by the batch's own statistics, no affine transform."""
+    return F.batch_norm(x, None, None, training=True, eps=1e-3)
+
+
+def _weight(*shape: int) -> nn.Parameter:
+    weight = torch.empty(*shape)
+    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+    return nn.Parameter(weight)
+
+
+class SharedOp(nn.Module):
+    """One operation of the space with weights for up to ``max_in`` input channels and ``filters`` outputs:
+    ``forward(x Tensor[N, C<=max_in, H, W], stride) -> Tensor[N, filters, H/stride, W/stride]``."""
+
+    def __init__(self, op: str, max_in: int, filters: int) -> None:
+        super().__init__()
+        self.op, self.filters = op, filters
+        if op.startswith("sep"):
+            k = int(op[3:])
+            self.dw1, self.pw1 = _weight(max_in, 1, k, k), _weight(filters, max_in, 1, 1)
+            self.dw2, self.pw2 = _weight(filters, 1, k, k), _weight(filters, filters, 1, 1)
+        elif op in ("conv1", "conv3", "dil3"):
+            k = 1 if op == "conv1" else 3
+            self.w = _weight(filters, max_in, k, k)
+        elif op in ("conv1x3_3x1", "conv1x7_7x1"):
+            k = int(op[6])
+            self.w1, self.w2 = _weight(filters, max_in, 1, k), _weight(filters, filters, k, 1)
+        else:  # pooling or identity: a ReLU-1x1-BN projection where the width or (identity) the stride differs
+            self.project = _weight(filters, max_in, 1, 1)
+
+    def forward(self, x: torch.Tensor, stride: int) -> torch.Tensor:
+        c, op = x.shape[1], self.op
+        if op.startswith("sep"):
+            k = self.dw1.shape[-1]
+            x = F.conv2d(F.relu(x), self.dw1[:c], stride=stride, padding=k // 2, groups=c)
+            x = batch_norm(F.conv2d(x, self.pw1[:, :c]))
+            x = F.conv2d(F.relu(x), self.dw2, padding=k // 2, groups=self.filters)
+            return batch_norm(F.conv2d(x, self.pw2))
+        if op in ("conv1", "conv3", "dil3"):
+            dilation = 2 if op == "dil3" else 1
+            return batch_norm(F.conv2d(F.relu(x), self.w[:, :c], stride=stride,
+                                       padding=dilation * (self.w.shape[-1] // 2), dilation=dilation))
+        if op in ("conv1x3_3x1", "conv1x7_7x1"):
+            k = self.w2.shape[-2]
+            x = batch_norm(F.conv2d(F.relu(x), self.w1[:, :c], stride=(1, stride), padding=(0, k // 2)))
+            return batch_norm(F.conv2d(F.relu(x), self.w2, stride=(stride, 1), padding=(k // 2, 0)))
+        if op == "none":
+            if stride == 1 and c == self.filters:
+                return x
+            return batch_norm(F.conv2d(F.relu(x), self.project[:, :c], stride=stride))
+        k = int(op[3:])
+        if op.startswith("max"):
+            x = F.max_pool2d(x, k, stride, padding=k // 2)
+        else:
+            x = F.avg_pool2d(x, k, stride, padding=k // 2, count_include_pad=False)
+        return x if c == self.filters else batch_norm(F.conv2d(F.relu(x), self.project[:, :c]))
+
+
+class SharedCell(nn.Module):
+    """A cell position of the supernet: ``forward(cur, prev, genotype CellGenotype)`` -> Tensor[N, C, H/s, W/s]
+    with C the sum of the widths of the genotype's ``concat`` states (at most ``2 B filters``)."""
+
+    def __init__(self, blocks: int, reduction: bool, max_cur: int, max_prev: int, filters: int,
+                 factorized: bool) -> None:
+        super().__init__()
+        self.blocks, self.reduction, self.filters, self.factorized = blocks, reduction, filters, factorized
+        self.pre_cur = _weight(filters, max_cur, 1, 1)
+        if factorized:  # h_{i-1} at twice the resolution: the factorized reduction of NASNet
+            self.pre_prev_1, self.pre_prev_2 = _weight(filters // 2, max_prev, 1, 1), \
+                _weight(filters - filters // 2, max_prev, 1, 1)
+        else:
+            self.pre_prev = _weight(filters, max_prev, 1, 1)
+        self.ops = nn.ModuleList(
+            nn.ModuleList(nn.ModuleDict({op: SharedOp(op, 2 * filters, filters) for op in OP_NAMES})
+                          for _side in range(2))
+            for _block in range(blocks))
+        self.max_out = 2 * blocks * filters
+
+    def forward(self, cur: torch.Tensor, prev: torch.Tensor, genotype: CellGenotype) -> torch.Tensor:
+        states = [batch_norm(F.conv2d(F.relu(cur), self.pre_cur[:, :cur.shape[1]]))]
+        prev = F.relu(prev)
+        if self.factorized:
+            c = prev.shape[1]
+            shifted = F.pad(prev, (0, 1, 0, 1))[:, :, 1:, 1:]
+            prev = torch.cat([F.conv2d(prev[:, :, ::2, ::2], self.pre_prev_1[:, :c]),
+                              F.conv2d(shifted[:, :, ::2, ::2], self.pre_prev_2[:, :c])], 1)
+            states.append(batch_norm(prev))
+        else:
+            states.append(batch_norm(F.conv2d(prev, self.pre_prev[:, :prev.shape[1]])))
+        for k, block in enumerate(genotype.blocks):
+            outs = [self.ops[k][side][op](states[state], 2 if self.reduction and state < 2 else 1)
+                    for side, (op, state) in enumerate(block)]
+            states.append(torch.cat(outs, 1) if genotype.combination(k) == "concat" else outs[0] + outs[1])
+        return torch.cat([states[i] for i in genotype.concat], 1)
+
+
+class Supernet(nn.Module):
+    """The shared weights of every NASNet cell of ``blocks`` blocks at N = ``num_cells`` and ``filters``:
+    ``forward(x Tensor[N, in_chans, H, W], genotype Genotype) -> logits Tensor[N, num_classes]``."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, num_cells: int = 1, filters: int = 8,
+                 blocks: int = 5) -> None:
+        super().__init__()
+        self.blocks = blocks
+        stem = 3 * filters
+        self.stem = _weight(stem, in_chans, 3, 3)
+        # (max width, stride) of every state; each cell reads the last two
+        widths, strides = [stem, stem], [1, 1]
+        cells, scale = [], 1
+        for index in range(3 * num_cells + 2):
+            reduction = index in (num_cells, 2 * num_cells + 1)
+            scale *= 2 if reduction else 1
+            cell = SharedCell(blocks, reduction, widths[-1], widths[-2], filters * scale,
+                              factorized=strides[-2] < strides[-1])
+            cells.append(cell)
+            widths.append(cell.max_out)
+            strides.append(strides[-1] * (2 if reduction else 1))
+        self.cells = nn.ModuleList(cells)
+        self.classifier = nn.Linear(widths[-1], num_classes)
+        nn.init.uniform_(self.classifier.weight, -1 / math.sqrt(widths[-1]), 1 / math.sqrt(widths[-1]))
+
+    def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
+        if len(genotype.normal.blocks) != self.blocks:
+            raise ValueError(f"genotype: {len(genotype.normal.blocks)} blocks, the supernet has {self.blocks}")
+        x = batch_norm(F.conv2d(x, self.stem, padding=1))
+        prev = cur = x
+        for cell in self.cells:
+            prev, cur = cur, cell(cur, prev, getattr(genotype, CELL_TYPES[int(cell.reduction)]))
+        features = F.adaptive_avg_pool2d(F.relu(cur), 1).flatten(1)
+        return F.linear(features, self.classifier.weight[:, :features.shape[1]], self.classifier.bias)
