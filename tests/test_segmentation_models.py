@@ -233,6 +233,8 @@ def test_encoders_that_cannot_dilate_say_so():
         _meta("deeplabv3", encoder="vgg11", output_stride=8)
     model = _meta("fcn", encoder="vgg11", output_stride=16, num_classes=3)  # VGG's native strides: fine
     assert model(torch.empty(1, 3, 48, 40, device="meta"))["out"].shape == (1, 3, 48, 40)
+    googlenet = _meta("fcn", encoder="googlenet", output_stride=32)  # its auxiliary classifiers are not built
+    assert googlenet.backbone.aux1 is None and not any(".aux" in n for n, _ in googlenet.named_parameters())
     with pytest.raises(ValueError, match="output_stride must be one of 8, 16, 32, got 4"):
         _meta("deeplabv3", encoder="resnet18", output_stride=4)
     with pytest.raises(ValueError, match="encoder 'mask_rcnn_r50_fpn' is a detector"):
@@ -250,6 +252,18 @@ def test_encoder_weights_come_from_a_classifier_checkpoint(tmp_path):
     assert "fc.weight" in report.reinitialized  # the classifier's head is not the encoder's
     assert torch.equal(model.backbone.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
     assert torch.equal(model.backbone.bn1.running_mean, classifier.bn1.running_mean)
+
+
+@pytest.mark.parametrize("name, options", [("unet", {"base_width": 4, "batch_norm": True}),
+                                           ("deeplabv3", {"encoder": "resnet18", "output_stride": 8})])
+def test_channels_last_gives_the_same_logits(name, options):
+    torch.manual_seed(0)
+    model = convzoo.create_model(name, num_classes=3, **options).eval()
+    x = torch.randn(2, 3, 32, 40)
+    with torch.no_grad():
+        expected = model(x)["out"]
+        got = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))["out"]
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------------- FCN on VGG-16
