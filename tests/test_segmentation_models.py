@@ -217,6 +217,15 @@ def test_any_classifier_is_an_encoder_at_any_output_stride():
         assert layer4[1].conv1.dilation == ({8: 4, 16: 2, 32: 1}[output_stride],) * 2
 
 
+def test_multi_grid_gives_the_papers_rates():
+    for output_stride, rates in ((16, (2, 4, 8)), (8, (4, 8, 16))):  # Sec. 3.2: 2 x (1, 2, 4) at output stride 16
+        model = _meta("deeplabv3", encoder="resnet50", output_stride=output_stride, multi_grid=(1, 2, 4))
+        assert tuple(unit.conv2.dilation[0] for unit in model.backbone.layer4) == rates
+        assert tuple(unit.conv2.padding[0] for unit in model.backbone.layer4) == rates
+    with pytest.raises(ValueError, match="multi_grid must be 2 positive integers, one per unit of resnet18's"):
+        _meta("deeplabv3", encoder="resnet18", multi_grid=(1, 2, 4))
+
+
 def test_a_dilated_encoder_trains():
     torch.manual_seed(0)
     model = convzoo.create_model("deeplabv3", encoder="resnet18", output_stride=8, num_classes=3, aux_loss=True)

@@ -80,7 +80,7 @@ def _dilate_stage(stage: nn.Module, old: int, new: int) -> bool:
     for module in stage.modules():
         if isinstance(module, nn.Conv2d):
             if max(module.kernel_size) > 1:  # a 1x1 convolution has no rate
-                _set_rate(module, new if seen_stride else old)
+                set_rate(module, new if seen_stride else old)
             if max(module.stride) > 1:
                 module.stride, seen_stride = (1, 1), True
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and _pool_stride(module) > 1:
@@ -92,7 +92,7 @@ def _dilate_stage(stage: nn.Module, old: int, new: int) -> bool:
     return seen_stride or old == new
 
 
-def _set_rate(module: nn.Conv2d, rate: int) -> None:
+def set_rate(module: nn.Conv2d, rate: int) -> None:
     """Dilation ``rate`` with the padding that keeps a stride-1 output the size of its input."""
     kernel = module.kernel_size
     if module.padding != tuple((k - 1) // 2 * d for k, d in zip(kernel, module.dilation)):
