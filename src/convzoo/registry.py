@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 KINDS = ("classifier", "detector", "segmenter")
 # Every package whose modules register models; a new one (e.g. "convzoo.segmentation") must be added here.
-BUILTIN_PACKAGES = ("convzoo.models", "convzoo.detection")
+BUILTIN_PACKAGES = ("convzoo.models", "convzoo.models.segmentation", "convzoo.detection")
 
 
 @dataclass(frozen=True)
