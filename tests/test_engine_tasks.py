@@ -146,6 +146,7 @@ def test_ddp_two_cpu_processes_agree_with_one(task, tmp_path):
             assert record[key] == pytest.approx(alone[key], abs=1e-9)
 
 
+@pytest.mark.slow  # the 2-process test covers DDP in the default run
 def test_ddp_two_nodes_on_localhost_agree_with_one(tmp_path):
     """torchrun --nnodes 2 with c10d rendezvous on 127.0.0.1: two "machines" of one process each."""
     from convzoo.cli import build_parser

@@ -11,6 +11,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from convzoo.detection.keypoint_head import heatmaps_to_keypoints, keypoint_loss, keypoint_targets
 from convzoo.detection.mask_head import mask_loss, mask_targets, paste_masks
+from convzoo.detection.models import HeadWidths
 from convzoo.detection.poolers import RoIPooler, fpn_levels
 from convzoo.detection.roi_heads import RoIHeadsConfig, detect_boxes
 from convzoo.detection.rpn import flatten_predictions
@@ -120,6 +121,7 @@ def test_transform_equals_torchvision() -> None:
             torch.testing.assert_close(got[key], want[key])
 
 
+THIN = HeadWidths(fpn=64, box=128, mask=32, keypoint=32)  # CPU-sized heads for the smoke tests
 # VGG's fc6 (25088 x 4096) makes those models slow to build: out of the default run
 DETECTORS = [pytest.param(name, marks=pytest.mark.slow) if "vgg" in name else name for name in list_models("*rcnn*")]
 
@@ -129,6 +131,8 @@ def test_every_detector_trains_and_detects(name: str) -> None:
     """Smoke test over the registry: small backbone, 64-px images, losses finite with gradients, eval output."""
     backbone = "vgg11" if "vgg" in name else "resnet18"
     kwargs = {"num_keypoints": 3} if "keypoint" in name else {}
+    if name.endswith("_fpn"):  # thin heads: the paper's widths are checked against torchvision elsewhere
+        kwargs["widths"] = THIN
     model = create_model(name, backbone=backbone, num_classes=3, min_size=64, max_size=64, **kwargs)
     images = [torch.rand(3, 64, 64)]
     target = {"boxes": torch.tensor([[8.0, 10, 40, 50]]), "labels": torch.tensor([2]),
@@ -204,7 +208,7 @@ def test_eval_mode_inference_outside_no_grad(name: str) -> None:
     """``model.eval()(images)`` with grad enabled, as torchvision users call it (docs/detection.md): it used to
     crash in mask pasting (an in-place write into a view of the zero image while the masks require grad)."""
     torch.manual_seed(0)
-    kwargs = {"num_keypoints": 3} if "keypoint" in name else {}
+    kwargs = {"num_keypoints": 3, "widths": THIN} if "keypoint" in name else {"widths": THIN}
     model = create_model(name, backbone="resnet18", num_classes=3, min_size=64, max_size=64, **kwargs).eval()
     (detection,) = model([torch.rand(3, 48, 64)])
     key = "masks" if "mask" in name else "keypoints"

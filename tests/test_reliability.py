@@ -151,6 +151,7 @@ DETECTOR_ARGV = ["--model", "faster_rcnn_r50_fpn", "--backbone", "resnet18", "--
                  "--threads", "1", "--no-progress"]
 
 
+@pytest.mark.slow  # the classification kill -9 tests cover the same journal in the default run
 def test_kill_9_of_a_detector_run_then_resume_is_bit_exact(tmp_path):
     """The same for the detection task: killed before the commit record of its third save (epoch 2's last), so the
     resumed run trains epoch 2 again from epoch 1's checkpoint."""

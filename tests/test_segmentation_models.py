@@ -217,6 +217,15 @@ def test_any_classifier_is_an_encoder_at_any_output_stride():
         assert layer4[1].conv1.dilation == ({8: 4, 16: 2, 32: 1}[output_stride],) * 2
 
 
+def test_multi_grid_gives_the_papers_rates():
+    for output_stride, rates in ((16, (2, 4, 8)), (8, (4, 8, 16))):  # Sec. 3.2: 2 x (1, 2, 4) at output stride 16
+        model = _meta("deeplabv3", encoder="resnet50", output_stride=output_stride, multi_grid=(1, 2, 4))
+        assert tuple(unit.conv2.dilation[0] for unit in model.backbone.layer4) == rates
+        assert tuple(unit.conv2.padding[0] for unit in model.backbone.layer4) == rates
+    with pytest.raises(ValueError, match="multi_grid must be 2 positive integers, one per unit of resnet18's"):
+        _meta("deeplabv3", encoder="resnet18", multi_grid=(1, 2, 4))
+
+
 def test_a_dilated_encoder_trains():
     torch.manual_seed(0)
     model = convzoo.create_model("deeplabv3", encoder="resnet18", output_stride=8, num_classes=3, aux_loss=True)
@@ -233,6 +242,8 @@ def test_encoders_that_cannot_dilate_say_so():
         _meta("deeplabv3", encoder="vgg11", output_stride=8)
     model = _meta("fcn", encoder="vgg11", output_stride=16, num_classes=3)  # VGG's native strides: fine
     assert model(torch.empty(1, 3, 48, 40, device="meta"))["out"].shape == (1, 3, 48, 40)
+    googlenet = _meta("fcn", encoder="googlenet", output_stride=32)  # its auxiliary classifiers are not built
+    assert googlenet.backbone.aux1 is None and not any(".aux" in n for n, _ in googlenet.named_parameters())
     with pytest.raises(ValueError, match="output_stride must be one of 8, 16, 32, got 4"):
         _meta("deeplabv3", encoder="resnet18", output_stride=4)
     with pytest.raises(ValueError, match="encoder 'mask_rcnn_r50_fpn' is a detector"):
@@ -250,6 +261,18 @@ def test_encoder_weights_come_from_a_classifier_checkpoint(tmp_path):
     assert "fc.weight" in report.reinitialized  # the classifier's head is not the encoder's
     assert torch.equal(model.backbone.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
     assert torch.equal(model.backbone.bn1.running_mean, classifier.bn1.running_mean)
+
+
+@pytest.mark.parametrize("name, options", [("unet", {"base_width": 4, "batch_norm": True}),
+                                           ("deeplabv3", {"encoder": "resnet18", "output_stride": 8})])
+def test_channels_last_gives_the_same_logits(name, options):
+    torch.manual_seed(0)
+    model = convzoo.create_model(name, num_classes=3, **options).eval()
+    x = torch.randn(2, 3, 32, 40)
+    with torch.no_grad():
+        expected = model(x)["out"]
+        got = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))["out"]
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------------- FCN on VGG-16

@@ -150,6 +150,9 @@ class SegmentationOptions:
         for name in ("train_size", "val_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
 class SearchOptions:
     """What only the architecture search reads (``convzoo search``; the engine's options are in ``TrainConfig``)."""
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 KINDS = ("classifier", "detector", "segmenter", "text_classifier", "supernet")
 # Every package whose modules register models; a new one (e.g. "convzoo.segmentation") must be added here.
-BUILTIN_PACKAGES = ("convzoo.models", "convzoo.detection", "convzoo.nas")
+BUILTIN_PACKAGES = ("convzoo.models", "convzoo.models.segmentation", "convzoo.detection", "convzoo.nas")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from convzoo.evaluation.metric import DetectionMetric
 from convzoo.evaluation.pycoco import COCO, PycocotoolsCOCO
 from convzoo.evaluation.pycocoeval import COCOeval, Params, PycocotoolsCOCOeval
 from convzoo.evaluation.reading import read_detections, read_json
-from convzoo.evaluation.segmentation import confusion_matrix, scores_from_confusion, segmentation_scores
 from convzoo.evaluation.voc import (
     VocResult,
     evaluate_voc,
@@ -42,3 +41,14 @@ __all__ = ["COCO", "COCOeval", "CocoDetections", "CocoGroundTruth", "CocoResult"
            "init_as_pycocotools", "parse_detections", "parse_ground_truth", "read_detections", "read_json",
            "read_voc_folder", "read_voc_xml", "results_from_predictions", "summary_stats", "voc_ap", "voc_class_ap",
            "voc_mean_ap", "confusion_matrix", "scores_from_confusion", "segmentation_scores"]
+
+SEGMENTATION = ("confusion_matrix", "scores_from_confusion", "segmentation_scores")
+
+
+def __getattr__(name: str):
+    """The segmentation scores on first use: they need torch, which ``convzoo eval-detections`` never imports."""
+    if name in SEGMENTATION:
+        from convzoo.evaluation import segmentation
+
+        return getattr(segmentation, name)
+    raise AttributeError(f"module 'convzoo.evaluation' has no attribute {name!r}")

@@ -8,8 +8,10 @@ as torchvision), score it and upsample the logits bilinearly to the input size. 
 
 DeepLabv3: output stride 16 by default (the paper trains at 16, Sec. 4.1), ASPP rates (6, 12, 18) at 16,
 (12, 24, 36) at 8 and (3, 6, 9) at 32 (our extension of the paper's rule: rates scale with 16 / output_stride).
-Deviation: no multi-grid (Sec. 3.2 uses rates (1, 2, 4) inside block4; torchvision has none either) and no
-cascaded blocks 5-7 (Sec. 3.1: the paper's best model is the ASPP one, Sec. 3.3).
+Multi-grid (Sec. 3.2): ``multi_grid=(1, 2, 4)``, the paper's best, multiplies the rates of the 3x3 convolutions of
+the deepest stage's three units (at output stride 16: rates 2 x (1, 2, 4) = (2, 4, 8)); the default None leaves
+them alone, as torchvision. Deviation: no cascaded blocks 5-7 (Sec. 3.1; the paper's best model is the ASPP one,
+Sec. 3.3).
 
 ``fcn_resnet50`` and ``deeplabv3_resnet50`` are torchvision's models with torchvision's parameter names: a ResNet-50
 (v1.5) dilated to output stride 8, torchvision's head layouts. Parameters with 21 classes: fcn_resnet50
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from convzoo.detection.backbone import stage_features
 from convzoo.models.segmentation.base import Segmenter, check_num_classes
-from convzoo.models.segmentation.encoder import build_encoder
+from convzoo.models.segmentation.encoder import build_encoder, set_rate
 from convzoo.models.segmentation.heads import deeplab_head, fcn_head
 from convzoo.registry import register_model
 
@@ -84,9 +87,12 @@ class DeepLabV3(DilatedSegmenter):
 
     def __init__(self, *, num_classes: int = 21, in_chans: int = 3, encoder: str = "resnet50",
                  output_stride: int = 16, aux_loss: bool = False, atrous_rates: tuple[int, int, int] | None = None,
-                 layout: str = "paper") -> None:
+                 layout: str = "paper", multi_grid: tuple[int, ...] | None = None) -> None:
         super().__init__(num_classes=num_classes, in_chans=in_chans, encoder=encoder, output_stride=output_stride,
                          aux_loss=aux_loss)
+        if multi_grid is not None:
+            stage_rate = max(1, self.backbone.feature_info[-1].stride // output_stride)  # native stride / OS
+            apply_multi_grid(self.backbone.get_submodule(self.stages[-1]), tuple(multi_grid), stage_rate, encoder)
         if layout not in ("paper", "torchvision"):
             raise ValueError(f"layout must be 'paper' (ASPP, then the 1x1 classifier) or 'torchvision' (dropout "
                              f"and an extra 3x3 convolution), got {layout!r}")
@@ -98,6 +104,21 @@ class DeepLabV3(DilatedSegmenter):
         self.atrous_rates, self.layout = tuple(atrous_rates), layout
         self.classifier = deeplab_head(self.out_channels, num_classes, self.atrous_rates, layout)
         self.classifier_name = f"classifier.{len(self.classifier) - 1}"
+
+
+def apply_multi_grid(stage: nn.Module, unit_rates: tuple[int, ...], stage_rate: int, name: str = "the encoder"
+                     ) -> None:
+    """Rate ``stage_rate`` x ``unit_rates[i]`` for every k>1 convolution of the i-th unit of ``stage`` (Sec. 3.2:
+    "output_stride = 16 and Multi_Grid = (1, 2, 4), the three convolutions will have rates = 2 x (1, 2, 4)"), the
+    first unit included (torchvision's rule, without multi-grid, gives that one the previous stage's rate)."""
+    units = list(stage.children())
+    if len(units) != len(unit_rates) or not all(isinstance(r, int) and r >= 1 for r in unit_rates):
+        raise ValueError(f"multi_grid must be {len(units)} positive integers, one per unit of {name}'s deepest "
+                         f"stage (the paper's: 1,2,4), got {unit_rates!r}")
+    for unit, unit_rate in zip(units, unit_rates):
+        for module in unit.modules():
+            if isinstance(module, nn.Conv2d) and max(module.kernel_size) > 1:
+                set_rate(module, stage_rate * unit_rate)
 
 
 @register_model(kind="segmenter")

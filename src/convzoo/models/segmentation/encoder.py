@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from convzoo.models.base import Classifier, FeatureInfo
-from convzoo.registry import create_model, model_kind
+from convzoo.registry import create_model, model_keywords, model_kind
 
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -40,7 +40,9 @@ def build_encoder(name: str, *, in_chans: int = 3, output_stride: int = 32) -> t
         raise ValueError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, got {output_stride!r}")
     if model_kind(name) != "classifier":
         raise ValueError(f"encoder {name!r} is a {model_kind(name)}; an encoder must be a registry classifier")
-    body = create_model(name, in_chans=in_chans)
+    # auxiliary classifiers (GoogLeNet's, Inception-v3's) score intermediate stages for a classification loss: off
+    options = {"aux_logits": False} if "aux_logits" in (model_keywords(name) or ()) else {}
+    body = create_model(name, in_chans=in_chans, **options)
     infos = getattr(body, "feature_info", None)
     if not infos or getattr(body, "ndim", 2) != 2:
         raise ValueError(f"encoder {name!r} states no 2D feature_info, so its feature maps cannot be found")
@@ -78,7 +80,7 @@ def _dilate_stage(stage: nn.Module, old: int, new: int) -> bool:
     for module in stage.modules():
         if isinstance(module, nn.Conv2d):
             if max(module.kernel_size) > 1:  # a 1x1 convolution has no rate
-                _set_rate(module, new if seen_stride else old)
+                set_rate(module, new if seen_stride else old)
             if max(module.stride) > 1:
                 module.stride, seen_stride = (1, 1), True
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and _pool_stride(module) > 1:
@@ -90,7 +92,7 @@ def _dilate_stage(stage: nn.Module, old: int, new: int) -> bool:
     return seen_stride or old == new
 
 
-def _set_rate(module: nn.Conv2d, rate: int) -> None:
+def set_rate(module: nn.Conv2d, rate: int) -> None:
     """Dilation ``rate`` with the padding that keeps a stride-1 output the size of its input."""
     kernel = module.kernel_size
     if module.padding != tuple((k - 1) // 2 * d for k, d in zip(kernel, module.dilation)):
