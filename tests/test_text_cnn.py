@@ -136,3 +136,12 @@ def test_word_vectors_initialize_the_embeddings(tmp_path):
         assert table.weight[superb].tolist() == [1, 2, 3, 4] and not table.weight[0].any()
     with pytest.raises(ValueError, match="--embeddings static loads word vectors: give --word-vectors FILE"):
         convzoo.tasks.TextOptions(embeddings="static")
+
+
+def test_the_text_task_defaults_follow_kim():
+    from convzoo.train import TrainConfig
+
+    config = TrainConfig(model="kim_cnn", data="text:x").resolved(TextClassificationTask.defaults)
+    assert (config.optimizer, config.lr, config.batch_size, config.epochs, config.schedule) == ("adadelta", 1.0, 50,
+                                                                                                 25, "constant")
+    assert TrainConfig().resolved({}).schedule == "cosine"  # other tasks keep the engine's default
