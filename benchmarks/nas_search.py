@@ -67,6 +67,21 @@ def search_stage(args) -> None:
     _save(args.out / "search_runs.json", run_all(commands, args.jobs, args.out / "logs"))
 
 
+def finalize_stage(args) -> None:
+    """A search stopped early (Ctrl-C: only ``last`` saved): write its best genotypes, drawings and train command
+    from the last checkpoint, without another evaluation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from convzoo.train.run import load_run
+
+    for seed in args.seeds:
+        for strategy in ("controller", "random"):
+            run = args.out / f"search-{strategy}-{seed}"
+            if (run / "last.safetensors").is_file() and not (run / "best_genotype.json").is_file():
+                _, task, info, model = load_run(run, checkpoint="last")
+                task.write_results(model, run, info)
+                print(f"finalized {run} from its last checkpoint", flush=True)
+
+
 def train_stage(args) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import torch
@@ -185,10 +200,11 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/nas-proxy"))
     p.add_argument("--docs", type=Path, default=Path("docs/nas"))
-    p.add_argument("--stage", choices=("search", "train", "report", "all"), default="all")
+    p.add_argument("--stage", choices=("search", "finalize", "train", "report", "all"), default="all")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for stage, function in (("search", search_stage), ("train", train_stage), ("report", report_stage)):
+    for stage, function in (("search", search_stage), ("finalize", finalize_stage), ("train", train_stage),
+                            ("report", report_stage)):
         if args.stage in (stage, "all"):
             function(args)
 
