@@ -41,7 +41,8 @@ def test_kinds():
     assert convzoo.list_models(kind="detector") == DETECTORS
     classifiers = convzoo.list_models(kind="classifier")
     assert "resnet50" in classifiers and not set(classifiers) & set(DETECTORS)
-    assert sorted(classifiers + DETECTORS) == convzoo.list_models()
+    assert sorted(classifiers + DETECTORS + convzoo.list_models(kind="supernet")) == convzoo.list_models()
+    assert convzoo.list_models(kind="supernet") == ["nasnet_search"]
     assert convzoo.list_models("*_fpn", kind="detector") == ["faster_rcnn_r50_fpn", "keypoint_rcnn_r50_fpn",
                                                              "mask_rcnn_r50_fpn"]
     assert convzoo.list_models("vgg*", kind="detector") == []
