@@ -67,6 +67,21 @@ def search_stage(args) -> None:
     _save(args.out / "search_runs.json", run_all(commands, args.jobs, args.out / "logs"))
 
 
+def finalize_stage(args) -> None:
+    """A search stopped early (Ctrl-C: only ``last`` saved): write its best genotypes, drawings and train command
+    from the last checkpoint, without another evaluation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from convzoo.train.run import load_run
+
+    for seed in args.seeds:
+        for strategy in ("controller", "random"):
+            run = args.out / f"search-{strategy}-{seed}"
+            if (run / "last.safetensors").is_file() and not (run / "best_genotype.json").is_file():
+                _, task, info, model = load_run(run, checkpoint="last")
+                task.write_results(model, run, info)
+                print(f"finalized {run} from its last checkpoint", flush=True)
+
+
 def train_stage(args) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import torch
@@ -93,6 +108,31 @@ def train_stage(args) -> None:
         "--out", str(args.out / f"train-{name}"), *(["--image-size", str(args.image_size)] if args.image_size else [])))
         for name, path in cells.items()]
     _save(args.out / "train_runs.json", run_all(commands, args.jobs, args.out / "logs"))
+
+
+def score_stage(args) -> None:
+    """Children stopped by Ctrl-C before their own test evaluation: the test accuracy of their ``last``
+    checkpoint on the first ``--score-images`` test images, written to ``score.json`` in each run folder."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import torch
+    from torch.utils.data import Subset
+
+    from convzoo.train.run import load_run
+
+    torch.set_num_threads(1)
+    for run in sorted(args.out.glob("train-*")):
+        finished = _test_accuracy(args.out / "logs" / f"{run.name}.log") is not None
+        if finished or not (run / "last.safetensors").is_file():
+            continue
+        config, task, info, model = load_run(run, checkpoint="last")
+        test = task.load_data(config.data).test
+        subset = Subset(test, range(min(args.score_images, len(test))))
+        metrics = task.evaluate(model, subset, torch.device("cpu"), info=info)
+        steps = int(torch.load(run / "last.state.pt", weights_only=True)["train_state"]["step"])
+        (run / "score.json").write_text(json.dumps({"test_accuracy": metrics["accuracy"], "images": len(subset),
+                                                    "steps": steps}) + "\n")
+        print(f"{run.name}: test accuracy {metrics['accuracy']:.4f} on {len(subset)} images after {steps} steps",
+              flush=True)
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -139,9 +179,13 @@ def report_stage(args) -> None:
     for name in sorted(trains):
         accuracy = _test_accuracy(args.out / "logs" / f"{name}.log")
         records = _metrics(args.out / name)
-        results["trained"][name.removeprefix("train-")] = {
-            "test_accuracy": accuracy, "steps": records[-1]["step"] if records else None,
-            "cpu_s": trains[name]["cpu_s"]}
+        row = {"test_accuracy": accuracy, "test_images": "all", "steps": records[-1]["step"] if records else None,
+               "cpu_s": trains[name]["cpu_s"]}
+        score = args.out / name / "score.json"
+        if accuracy is None and score.is_file():
+            saved = json.loads(score.read_text())
+            row.update(test_accuracy=saved["test_accuracy"], test_images=saved["images"], steps=saved["steps"])
+        results["trained"][name.removeprefix("train-")] = row
     fig, ax = plt.subplots(figsize=(6, 3))
     for name, row in results["trained"].items():
         if row["test_accuracy"] is None:
@@ -185,10 +229,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/nas-proxy"))
     p.add_argument("--docs", type=Path, default=Path("docs/nas"))
-    p.add_argument("--stage", choices=("search", "train", "report", "all"), default="all")
+    p.add_argument("--score-images", type=int, default=2000, help="score stage: test images per child")
+    p.add_argument("--stage", choices=("search", "finalize", "train", "score", "report", "all"), default="all")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for stage, function in (("search", search_stage), ("train", train_stage), ("report", report_stage)):
+    for stage, function in (("search", search_stage), ("finalize", finalize_stage), ("train", train_stage),
+                            ("score", score_stage), ("report", report_stage)):
         if args.stage in (stage, "all"):
             function(args)
 

@@ -43,8 +43,10 @@ def test_kinds():
     assert "resnet50" in classifiers and not set(classifiers) & set(DETECTORS)
     segmenters = convzoo.list_models(kind="segmenter")
     assert "unet" in segmenters and convzoo.model_kind("unet") == "segmenter"
-    texts = convzoo.list_models(kind="text_classifier")
-    assert sorted(classifiers + DETECTORS + segmenters + texts) == convzoo.list_models()
+    assert convzoo.list_models(kind="supernet") == ["nasnet_search"]
+    from convzoo.registry import KINDS
+
+    assert sorted(sum((convzoo.list_models(kind=kind) for kind in KINDS), [])) == convzoo.list_models()
     assert convzoo.list_models("*_fpn", kind="detector") == ["faster_rcnn_r50_fpn", "keypoint_rcnn_r50_fpn",
                                                              "mask_rcnn_r50_fpn"]
     assert convzoo.list_models("vgg*", kind="detector") == []

@@ -225,10 +225,9 @@ class NASNet(Classifier):
     classifier_name = "last_linear"
     first_conv = "conv0.conv"
 
-    def __init__(self, *, genotype: Genotype, num_cells: int, filters: int, stem: str = "imagenet",
-                 stem_filters: int | None = None, skip_reduction_layer_input: bool = False, input_size: int = 224,
-                 num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-                 count_include_pad: bool = False) -> None:
+    def __init__(self, *, genotype: Genotype, num_cells: int, filters: int, stem: str, stem_filters: int | None,
+                 skip_reduction_layer_input: bool, input_size: int, num_classes: int = 1000, in_chans: int = 3,
+                 dropout: float = 0.5, count_include_pad: bool = False) -> None:
         super().__init__()
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be imagenet or cifar, got {stem!r}")
@@ -317,24 +316,26 @@ NASNetA = NASNet  # the class of the NASNet-A builders below
 
 @register_model
 def nasnet(genotype: Genotype | dict | str = "nasnet_a", num_cells: int = 4, filters: int = 44,
-           stem: str = "imagenet", **kwargs) -> NASNet:
+           stem: str = "imagenet", stem_filters: int | None = None, skip_reduction_layer_input: bool = False,
+           input_size: int | None = None, **kwargs) -> NASNet:
     """NASNet of any genotype (a Genotype, its dict, JSON text, a JSON file or "nasnet_a"), N = ``num_cells``,
     ``filters`` and ``stem`` ("imagenet" or "cifar"). The defaults are NASNet-A Mobile (4 @ 1056, 5.3 M
     parameters); NASNet-A (6 @ 768) for CIFAR-10, ``stem="cifar", num_cells=6, filters=32``, has 3.3 M
     (Table 1, without the auxiliary head)."""
-    kwargs.setdefault("input_size", 224 if stem == "imagenet" else 32)
-    return NASNet(genotype=load_genotype(genotype), num_cells=num_cells, filters=filters, stem=stem, **kwargs)
+    return NASNet(genotype=load_genotype(genotype), num_cells=num_cells, filters=filters, stem=stem,
+                  stem_filters=stem_filters, skip_reduction_layer_input=skip_reduction_layer_input,
+                  input_size=input_size or (224 if stem == "imagenet" else 32), **kwargs)
 
 
 @register_model
 def nasnet_a_mobile(**kwargs) -> NASNet:
     """NASNet-A Mobile (4 @ 1056) at 224x224: 5.3 M parameters, 564 M mult-adds (Table 3)."""
-    return NASNet(genotype=NASNET_A, num_cells=4, filters=1056 // 24, stem_filters=32,
+    return NASNet(genotype=NASNET_A, num_cells=4, filters=1056 // 24, stem="imagenet", stem_filters=32,
                   skip_reduction_layer_input=False, input_size=224, **kwargs)
 
 
 @register_model
 def nasnet_a_large(**kwargs) -> NASNet:
     """NASNet-A Large (6 @ 4032) at 331x331: 88.9 M parameters, 23.8 G mult-adds (Table 2); timm-compatible names."""
-    return NASNet(genotype=NASNET_A, num_cells=6, filters=4032 // 24, stem_filters=96,
+    return NASNet(genotype=NASNET_A, num_cells=6, filters=4032 // 24, stem="imagenet", stem_filters=96,
                   skip_reduction_layer_input=True, input_size=331, **kwargs)
