@@ -278,10 +278,11 @@ def test_timm_nasnet_weights_give_identical_logits_narrow() -> None:
     from timm.models.nasnet import NASNetALarge
 
     from convzoo.models.nasnet import NASNetA
+    from convzoo.models.nasnet_genotype import NASNET_A
 
     reference = randomize_batch_norm(NASNetALarge(num_classes=10, stem_size=16, num_features=192))
-    kwargs = {"cells_per_stage": 6, "penultimate_filters": 192, "stem_filters": 16, "skip_reduction_layer_input": True,
-              "input_size": 32, "num_classes": 10}
+    kwargs = {"genotype": NASNET_A, "num_cells": 6, "filters": 192 // 24, "stem": "imagenet", "stem_filters": 16,
+              "skip_reduction_layer_input": True, "input_size": 32, "num_classes": 10}
     model = NASNetA(**kwargs, count_include_pad=True)
     report = load_weights(model, reference.state_dict(), source="timm")
     assert len(report.loaded) == len(model.state_dict()) and not report.notes

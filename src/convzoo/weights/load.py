@@ -98,7 +98,7 @@ def _notes(model: nn.Module, source: str) -> list[str]:
     if source == "torchvision" and type(model).__name__ == "InceptionV3" and not getattr(model, "transform_input", 1):
         notes.append("torchvision's ImageNet Inception-v3 weights expect transform_input=True with "
                      "ImageNet-normalized inputs")
-    if (source == "timm" and type(model).__name__ == "NASNetA"
+    if (source == "timm" and type(model).__name__ in ("NASNet", "NASNetA")
             and not any(type(m).__name__ == "ZeroPaddedAvgPool" for m in model.modules())):
         notes.append("timm's nasnetalarge counts the zero padding in its strided 3x3 average poolings; build the "
                      "model with count_include_pad=True to reproduce its logits (the default follows TF-slim)")
