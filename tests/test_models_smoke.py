@@ -14,7 +14,8 @@ FIXED_SIZE = {"voxnet"}
 # The heaviest variants (over ~40 M parameters or over 300 layers) of families tested here by smaller siblings
 # take tens of seconds each on a 2-core CPU: they run with `pytest -m slow` (nasnet: its defaults are nasnet_a_mobile).
 HEAVY = {"resnet1202", "resnet152", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2",
-         "wrn40_10", "wrn40_14", "wrn28_12", "wrn16_10", "nasnet_a_large", "nasnet", "vgg19", "vgg19_bn", "vgg16_c", "vgg13_bn"}
+         "wrn40_10", "wrn40_14", "wrn28_12", "wrn16_10", "nasnet_a_large", "nasnet", "vgg19", "vgg19_bn", "vgg16_c",
+         "vgg13_bn"}
 SPEC = "CB-8-3-2-same,M-2-2,R-[C-8-3-1-same,CB-8-3-1-same],F,H-16,D-0.5"
 
 
