@@ -8,10 +8,10 @@ import json
 
 import pytest
 import torch
+from export_helpers import assert_same_detections, proposals_for, tiny_detector
 
 from convzoo.export import DetectorGraph, eager_detections, export
 from convzoo.registry import create_model
-from tests.export_helpers import assert_same_detections, proposals_for, tiny_detector
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional packages: pip install convzoo[export]")
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is optional: pip install convzoo[export]")
