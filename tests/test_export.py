@@ -8,13 +8,13 @@ import builtins
 
 import pytest
 import torch
+from export_helpers import assert_same_detections, proposals_for, tiny_detector
 
 from convzoo.cli import main
 from convzoo.detection.keypoint_head import heatmaps_to_keypoints
 from convzoo.detection.mask_head import paste_masks
 from convzoo.export import DetectorGraph, eager_detections, read_sidecar, write_sidecar
 from convzoo.export.detector_ops import heatmaps_to_keypoints_dense, paste_masks_dense
-from tests.export_helpers import assert_same_detections, proposals_for, tiny_detector
 
 
 def _boxes(n: int, height: int, width: int) -> torch.Tensor:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from export_helpers import tiny_detector
 from torch import nn
 
 from convzoo.cli import build_parser
 from convzoo.export import eager_detections, optimize
 from convzoo.export.fast import ChannelsLast
 from convzoo.registry import create_model
-from tests.export_helpers import tiny_detector
 
 
 def _random_statistics(model: nn.Module) -> nn.Module:
