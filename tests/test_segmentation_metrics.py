@@ -115,3 +115,42 @@ def test_differs_from_torchmetrics_over_several_images_it_averages_per_image():
     # torchmetrics (#2558 fixed to a mean over images): class 1 = (1 + 2/3) / 2, class 0 = (1 + 1/2) / 2
     torch.testing.assert_close(per_image.double(), torch.tensor([3 / 4, 5 / 6], dtype=torch.float64))
     assert ours["mIoU"] != pytest.approx(float(_torchmetrics_mean_iou(pred, target, 2)))
+
+
+def _vernier():
+    return pytest.importorskip("vernier.semantic", reason="vernier is not installed (pip install vernier)")
+
+
+def test_equal_to_vernier_semantic_over_several_images_with_ignore():
+    """vernier accumulates one confusion matrix over the data set, as convzoo does: every figure agrees exactly
+    (both modes), with pixels whose target is the ignore value removed."""
+    import numpy as np
+
+    semantic = _vernier()
+    rng = np.random.default_rng(0)
+    gt = {i: rng.integers(0, 5, (12 + i, 9)).astype(np.uint32) for i in range(3)}
+    for g in gt.values():
+        g[rng.random(g.shape) < 0.1] = 255
+    dt = {i: np.where(rng.random(g.shape) < 0.6, np.where(g == 255, 0, g), rng.integers(0, 5, g.shape))
+          .astype(np.uint32) for i, g in gt.items()}
+    ours = segmentation_scores(torch.cat([torch.from_numpy(dt[i].astype("int64")).flatten() for i in gt]),
+                               torch.cat([torch.from_numpy(gt[i].astype("int64")).flatten() for i in gt]), 5)
+    for mode in ("corrected", "strict"):
+        theirs = semantic.evaluate_semantic_from_arrays(gt, dt, 5, mode, ignore_label=255)
+        assert ours["mIoU"] == pytest.approx(theirs.miou, abs=1e-12)
+        assert ours["fwIoU"] == pytest.approx(theirs.fwiou, abs=1e-12)
+        assert ours["pixel_accuracy"] == pytest.approx(theirs.pixel_accuracy, abs=1e-12)
+        assert ours["mean_accuracy"] == pytest.approx(theirs.mean_accuracy, abs=1e-12)
+        assert ours["IoU"] == pytest.approx([theirs.per_class()[c].iou for c in range(5)], abs=1e-12)
+
+
+def test_vernier_writes_an_absent_class_as_zero_and_leaves_it_out_of_the_mean_as_convzoo_does_with_nan():
+    import numpy as np
+
+    semantic = _vernier()
+    gt = {0: np.array([[0, 0, 1], [1, 255, 1]], dtype=np.uint32)}
+    dt = {0: np.array([[0, 1, 1], [1, 0, 1]], dtype=np.uint32)}
+    theirs = semantic.evaluate_semantic_from_arrays(gt, dt, 3, "corrected", ignore_label=255)
+    ours = segmentation_scores(torch.tensor([[0, 1, 1], [1, 0, 1]]), torch.tensor([[0, 0, 1], [1, 255, 1]]), 3)
+    assert theirs.per_class()[2].iou == 0.0 and math.isnan(ours["IoU"][2])  # class 2: in neither map
+    assert ours["mIoU"] == theirs.miou == 0.625 and ours["pixel_accuracy"] == pytest.approx(theirs.pixel_accuracy)
