@@ -466,7 +466,7 @@ CLI_CASES = [
     case("eval-detections", ["eval-detections", "--gt", "{root}/gt.json", "--dets", "{root}/absent.json"],
          "absent.json"),
     case("eval-detections", ["eval-detections", "--gt", "{root}/gt_list.json", "--dets", "{root}/dets_garbage.json"],
-         "dets_garbage.json"),
+         "gt_list.json", "ground truth must be a COCO dict"),  # the ground truth is read first
     case("eval-detections", ["eval-detections", "--gt", "{root}/gt_list.json", "--dets", "{root}/voc_dets.json"],
          "ground truth must be a COCO dict"),
     case("eval-detections", ["eval-detections", "--gt", "{root}/gt_no_images.json", "--dets",

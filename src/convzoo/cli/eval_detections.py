@@ -117,7 +117,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     coco_options = {"iou_thresholds": getattr(args, "iou_thrs", None), "area_ranges": getattr(args, "area_rng", None),
                     "max_dets": getattr(args, "max_dets", None)}
     if args.protocol == "coco":
-        gt = parse_ground_truth(gt, args.iou_type)
+        try:
+            gt = parse_ground_truth(gt, args.iou_type)
+        except ValueError as error:  # name the file: the message names only the record
+            raise ValueError(f"{args.gt}: {error}") from None
         dets = read_detections(args.dets, gt, args.iou_type)  # box results straight into arrays (with msgspec)
         result = evaluate_coco(gt, dets, args.iou_type, **coco_options)
         metrics, counts = dict(result.stats), result.counts
