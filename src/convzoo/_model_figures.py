@@ -20,6 +20,8 @@ FIGURES = {
     "nasnet_a_mobile": ("classifier", 5289978, 563638816, (3, 224, 224)),
     "plain110": ("classifier", 1727962, 252887680, (3, 32, 32)),
     "plain20": ("classifier", 269722, 40551040, (3, 32, 32)),
+    "plain20_nobn": ("classifier", 269034, 40551040, (3, 32, 32)),
+    "plain20_sigmoid": ("classifier", 269722, 40551040, (3, 32, 32)),
     "plain32": ("classifier", 464154, 68862592, (3, 32, 32)),
     "plain44": ("classifier", 658586, 97174144, (3, 32, 32)),
     "plain56": ("classifier", 853018, 125485696, (3, 32, 32)),

@@ -24,13 +24,23 @@ class ClassificationOptions:
     freeze_bn: bool = False
     augment: bool | None = None  # None: the data set's default
     skip_bad_images: bool = False
+    classes: list[int] | None = None  # keep only these classes, relabelled 0..k-1 in this order (transfer learning)
+    train_fraction: float = 1.0  # a fixed fraction of the training split (per class, same for every --seed)
+    eval_fraction: float = 1.0  # a fixed fraction of the dev and test splits (cheaper evaluation)
 
     def __post_init__(self) -> None:
+        for name in ("train_fraction", "eval_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a fraction in (0, 1], got {value!r}")
+        if self.classes is not None and (not self.classes or len(set(self.classes)) != len(self.classes)
+                                         or any(isinstance(c, bool) or not isinstance(c, int) or c < 0
+                                                for c in self.classes)):
+            raise ValueError(f"--classes must be distinct class indices >= 0, got {self.classes!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.aux_weight is not None and not 0.0 <= self.aux_weight < float("inf"):
             raise ValueError(f"--aux-weight must be a finite number >= 0, got {self.aux_weight}")
-
 
 
 @dataclass
