@@ -26,6 +26,7 @@ COMMANDS = {
     "eval-detections": ("eval_detections", "COCO or VOC average precision of detections"),
     "models": ("models", "list the registered models with parameters and GMACs"),
     "summary": ("summary", "print a model's per-layer table"),
+    "experiment": ("experiment", "reproduce a claim of the lecture: train, plot, JSON figures"),
 }
 
 EPILOG = """examples:
