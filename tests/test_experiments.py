@@ -42,8 +42,8 @@ def test_quick_experiment_writes_its_figures(name, tmp_path, capsys):
 
 
 def test_a_finished_run_is_read_back_not_trained_again(tmp_path, capsys):
-    first = run_experiment("degradation", size="quick", out=tmp_path)
-    second = run_experiment("degradation", size="quick", out=tmp_path)
+    first = run_experiment("batchnorm", size="quick", out=tmp_path)
+    second = run_experiment("batchnorm", size="quick", out=tmp_path)
     assert [r["final"] for r in first["runs"]] == [r["final"] for r in second["runs"]]
     assert [r["cpu_seconds"] for r in first["runs"]] == [r["cpu_seconds"] for r in second["runs"]]
 
@@ -59,13 +59,13 @@ def test_unknown_experiment_and_bad_seeds_are_one_line_errors(capsys):
 
 
 def test_expected_calibration_error_by_hand():
-    # two predictions at confidence 0.9 (one right), two at 0.6 (both right): bins (0.8, 0.9] and (0.53, 0.6]
-    probabilities = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    # two predictions at confidence 0.85 (one right), two at 0.65 (both right): bins (0.8, 0.9] and (0.6, 0.7]
+    probabilities = torch.tensor([[0.85, 0.15], [0.85, 0.15], [0.35, 0.65], [0.35, 0.65]])
     labels = torch.tensor([0, 1, 1, 1])
-    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+    assert expected_calibration_error(probabilities, labels, bins=10) == pytest.approx(0.5 * 0.35 + 0.5 * 0.35)
     table = reliability(probabilities, labels, bins=10)
-    assert table["count"][8] == 2 and table["accuracy"][8] == 0.5 and table["confidence"][8] == pytest.approx(0.9)
-    assert table["count"][5] == 2 and table["accuracy"][5] == 1.0 and sum(table["count"]) == 4
+    assert table["count"][8] == 2 and table["accuracy"][8] == 0.5 and table["confidence"][8] == pytest.approx(0.85)
+    assert table["count"][6] == 2 and table["accuracy"][6] == 1.0 and sum(table["count"]) == 4
     perfect = torch.eye(3)
     assert expected_calibration_error(perfect, torch.arange(3)) == 0.0
 

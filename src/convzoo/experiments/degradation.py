@@ -26,7 +26,7 @@ DEFAULT_SEEDS = 1
 
 def run(ctx: Context) -> dict:
     data = "digits" if ctx.quick else ctx.cifar10()
-    options = ClassificationOptions(train_fraction=ctx.pick(0.05, 1 / 15, 1.0), eval_fraction=ctx.pick(0.2, 0.2, 1.0))
+    options = ClassificationOptions(train_fraction=ctx.pick(0.05, 1 / 15, 1.0), eval_fraction=ctx.pick(0.1, 0.2, 1.0))
     runs = []
     for seed, model in ctx.ordered((seed, model) for seed in ctx.seeds for model in MODELS):
         config = TrainConfig(model=model, data=data, epochs=ctx.pick(1, 3, 164), batch_size=ctx.pick(32, 64, 128),
