@@ -221,6 +221,7 @@ def write_result(ctx: Context, result: dict, figure) -> dict:
     ctx.out.mkdir(parents=True, exist_ok=True)
     json_path, png_path = ctx.out / f"{ctx.name}.json", ctx.out / f"{ctx.name}.png"
     json_path.write_text(json.dumps(result, indent=1) + "\n")
+    figure.tight_layout()
     figure.savefig(png_path, dpi=90)
     plt.close(figure)
     print(f"experiment {ctx.name}: {result.get('verdict', '')}\n  -> {json_path}, {png_path} "
