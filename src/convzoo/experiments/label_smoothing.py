@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from convzoo.experiments.calibration import expected_calibration_error, reliability
-from convzoo.experiments.runner import Context, figure, mean_std, pm, test_probabilities, train, write_result
+from convzoo.experiments.runner import Context, figure, mean_std, pm, split_probabilities, train, write_result
 from convzoo.options import ClassificationOptions
 from convzoo.train import TrainConfig
 
@@ -38,7 +38,7 @@ def run(ctx: Context) -> dict:
         runs.append({**train(ctx, f"eps{eps:g}-seed{seed}", config), "epsilon": eps})
     runs = ctx.ordered(runs)
     for record in runs:  # calibration of the last weights on the test split
-        probabilities, labels = test_probabilities(record)
+        probabilities, labels = split_probabilities(record)
         record["ece"] = expected_calibration_error(probabilities, labels)
         old = pooled.get(record["epsilon"], (torch.empty(0, probabilities.shape[1]), torch.empty(0, dtype=torch.long)))
         pooled[record["epsilon"]] = torch.cat([old[0], probabilities]), torch.cat([old[1], labels])

@@ -173,7 +173,7 @@ def _short(record: dict) -> str:
 
 
 @torch.no_grad()
-def test_probabilities(record: dict, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+def split_probabilities(record: dict, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
     """(probabilities Tensor[N, K], labels Tensor[N]) of a trained run's last weights on its ``split``, through
     ``load_run`` and the run's own task and data."""
     from convzoo.models.aux import main_logits
