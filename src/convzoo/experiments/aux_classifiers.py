@@ -37,7 +37,7 @@ def run(ctx: Context) -> dict:
     on, off = summary["0.3"]["test_accuracy"], summary["0"]["test_accuracy"]
     gain = on["mean"] - off["mean"]
     verdict = (f"test accuracy with aux heads (0.3) {pm(on)} vs without {pm(off)}: difference {gain:+.4f}, "
-               (f"{'larger' if abs(gain) > max(on['std'], off['std']) else 'not larger'} than the seeds' std"
+               + (f"{'larger' if abs(gain) > max(on['std'], off['std']) else 'not larger'} than the seeds' std"
                 if min(on["n"], off["n"]) > 1 else "one seed: no spread to compare with"))
     fig, axes = figure(2)
     for r in runs:
