@@ -51,7 +51,8 @@ def run_convzoo(*args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["models"], ["models", "resnet*", "--kind", "classifier"],
                                   ["eval-detections", "--help"], ["train", "--help"], ["detect", "train", "--help"],
-                                  ["evaluate", "--help"], ["predict", "--help"], ["search", "--help"]],
+                                  ["evaluate", "--help"], ["predict", "--help"], ["search", "--help"],
+                                  ["experiment", "--help"]],
                          ids=" ".join)
 def test_torch_free_commands_do_not_import_torch(args):
     result, imported = run_convzoo(*args)

@@ -30,6 +30,8 @@ FIGURES = {
     "nasnet_search": ("supernet", 2843446, None, None),
     "plain110": ("classifier", 1727962, 252887680, (3, 32, 32)),
     "plain20": ("classifier", 269722, 40551040, (3, 32, 32)),
+    "plain20_nobn": ("classifier", 269034, 40551040, (3, 32, 32)),
+    "plain20_sigmoid": ("classifier", 269722, 40551040, (3, 32, 32)),
     "plain32": ("classifier", 464154, 68862592, (3, 32, 32)),
     "plain44": ("classifier", 658586, 97174144, (3, 32, 32)),
     "plain56": ("classifier", 853018, 125485696, (3, 32, 32)),

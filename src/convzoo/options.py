@@ -28,6 +28,9 @@ class ClassificationOptions:
     width: int | None = None  # video ResNets: channels of conv2_x (None: the paper's 64)
     genotype: str | None = None  # nasnet: a genotype JSON file (``convzoo search`` writes one)
     model_options: dict | None = None  # more keywords of the model's builder (--model-option KEY=VALUE)
+    classes: list[int] | None = None  # keep only these classes, relabelled 0..k-1 in this order (transfer learning)
+    train_fraction: float = 1.0  # a fixed fraction of the training split (per class, same for every --seed)
+    eval_fraction: float = 1.0  # a fixed fraction of the dev and test splits (cheaper evaluation)
 
     def __post_init__(self) -> None:
         for name in ("frames", "width"):
@@ -36,6 +39,14 @@ class ClassificationOptions:
         if self.model_options is not None and (not isinstance(self.model_options, dict)
                                                or not all(isinstance(k, str) for k in self.model_options)):
             raise ValueError(f"--model-option must be KEY=VALUE pairs, got {self.model_options!r}")
+        for name in ("train_fraction", "eval_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a fraction in (0, 1], got {value!r}")
+        if self.classes is not None and (not self.classes or len(set(self.classes)) != len(self.classes)
+                                         or any(isinstance(c, bool) or not isinstance(c, int) or c < 0
+                                                for c in self.classes)):
+            raise ValueError(f"--classes must be distinct class indices >= 0, got {self.classes!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.aux_weight is not None and not 0.0 <= self.aux_weight < float("inf"):

@@ -28,6 +28,7 @@ COMMANDS = {
     "models": ("models", "list the registered models with parameters and GMACs"),
     "summary": ("summary", "print a model's per-layer table"),
     "export": ("export", "export a trained run or a registered model to ONNX or torch.export"),
+    "experiment": ("experiment", "reproduce a claim of the lecture: train, plot, JSON figures"),
 }
 
 EPILOG = """examples:

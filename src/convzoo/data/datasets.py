@@ -67,3 +67,30 @@ def fixed_split(n: int, fractions: Sequence[float], seed: int = 0) -> list[torch
     if first <= 0:
         raise ValueError(f"fractions {list(fractions)} leave nothing of {n} items for the first part")
     return list(torch.split(permutation, [first, *sizes]))
+
+
+def select_subset(dataset: Dataset, classes: Sequence[int] | None = None, fraction: float = 1.0,
+                  seed: int = 0) -> Dataset:
+    """The items of ``dataset`` whose label is in ``classes``, relabelled to the label's index in ``classes``,
+    then a fixed ``fraction`` of each class (rounded, at least one item of each; a permutation by ``seed``,
+    independent of the training seed). ``dataset`` needs ``labels`` Tensor[N] and ``subset(indices)``
+    (TensorImageDataset, ImageFolderDataset); the items keep their order and augmentation.
+
+    E.g. ``select_subset(train, classes=[5, 6, 7, 8, 9], fraction=0.1)``: a tenth of the images of classes 5-9,
+    labelled 0-4 (transfer learning with few target labels).
+    """
+    labels = dataset.labels
+    wanted = list(range(int(labels.max()) + 1)) if classes is None else list(classes)
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    for label in wanted:
+        members = torch.nonzero(labels == label).flatten()
+        count = max(1, round(len(members) * fraction)) if len(members) else 0
+        kept.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    indices = torch.cat(kept).sort().values
+    subset = dataset.subset(indices)
+    if classes is not None:
+        mapping = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
+        mapping[torch.as_tensor(wanted)] = torch.arange(len(wanted))
+        subset.labels = mapping[subset.labels]
+    return subset

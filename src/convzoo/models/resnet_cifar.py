@@ -9,6 +9,11 @@ WRN-d-k (Table 1 of Zagoruyko & Komodakis): pre-activation basic blocks (BN-ReLU
 with widths 16, 16k, 32k, 64k and (d - 4) / 6 blocks per group; dropout sits between the two convolutions
 (Section 2.4); projection (1x1) shortcuts where the shape changes. WRN-28-10: 36.5 M, WRN-40-4: 8.9 M parameters.
 All of them take ``ndim`` (1D/2D/3D) like the ImageNet ResNets.
+
+For the Batch Normalization experiment (Ioffe & Szegedy 2015, Figure 2: the same network without BN, and with BN
+and sigmoid instead of ReLU) the CIFAR nets take ``norm=False`` (every BatchNorm removed, each convolution gets a
+bias, as networks before BN had) and ``activation="sigmoid"``; registered as ``plain20_nobn`` and
+``plain20_sigmoid`` (same parameter count as plain20 up to the biases: 0.27 M).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ class CifarResNet(Classifier):
     first_conv = "conv1"
 
     def __init__(self, depth: int, shortcut: bool = True, *, num_classes: int = 10, in_chans: int = 3,
-                 ndim: int = 2) -> None:
+                 ndim: int = 2, norm: bool = True, activation: str = "relu") -> None:
         super().__init__()
+        if activation not in ("relu", "sigmoid"):
+            raise ValueError(f"activation must be relu or sigmoid, got {activation!r}")
         if (depth - 2) % 6:
             raise ValueError(f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110, 1202), got {depth}")
         blocks = (depth - 2) // 6
@@ -51,6 +58,7 @@ class CifarResNet(Classifier):
             self.feature_info.append(FeatureInfo(f"layer{index}", planes, (1, 2, 4)[index - 1]))
         self.avgpool = global_avg_pool(ndim)
         self.fc = nn.Linear(64, num_classes)
+        _replace_layers(self, norm, activation)
         init_weights_he(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,6 +68,19 @@ class CifarResNet(Classifier):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)  # (N, 64)
         return x if pre_logits else self.fc(x)
+
+
+def _replace_layers(model: nn.Module, norm: bool, activation: str) -> None:
+    """Without ``norm``: each BatchNorm becomes an identity and each convolution gets a bias; ``activation``
+    "sigmoid": each ReLU becomes a sigmoid (the modules are called by name, so the blocks need no option)."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if not norm and isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(module, name, nn.Identity())
+            elif not norm and isinstance(child, nn.modules.conv._ConvNd) and child.bias is None:
+                child.bias = nn.Parameter(torch.zeros(child.out_channels))
+            elif activation == "sigmoid" and isinstance(child, nn.ReLU):
+                setattr(module, name, nn.Sigmoid())
 
 
 class WideBasicBlock(nn.Module):
@@ -135,6 +156,16 @@ def _register_cifar(depth: int, shortcut: bool) -> None:
     register_model(builder)
 
 
+def _register_bn_variant(name: str, **options) -> None:
+    def builder(**kwargs) -> CifarResNet:
+        return CifarResNet(20, False, **options, **kwargs)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = (f"CIFAR plain net-20 with {options} (Ioffe & Szegedy 2015, Figure 2's variants): the Batch "
+                       "Normalization experiment's network.")
+    register_model(builder)
+
+
 def _register_wrn(depth: int, widen_factor: int) -> None:
     def builder(**kwargs) -> WideResNet:
         return WideResNet(depth, widen_factor, **kwargs)
@@ -150,6 +181,8 @@ for _depth in (20, 32, 44, 56, 110, 1202):
     _register_cifar(_depth, shortcut=True)
 for _depth in (20, 32, 44, 56, 110):
     _register_cifar(_depth, shortcut=False)
+_register_bn_variant("plain20_nobn", norm=False)
+_register_bn_variant("plain20_sigmoid", activation="sigmoid")
 # Zagoruyko & Komodakis 2016, Tables 4-6: the (depth, widen factor) pairs reported.
 for _depth, _k in ((16, 4), (16, 8), (16, 10), (22, 8), (28, 10), (28, 12), (40, 1), (40, 2), (40, 4), (40, 8),
                    (40, 10), (40, 14)):

@@ -9,6 +9,7 @@ matrix, summed over processes.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from convzoo.data import collate_batch, load_data
+from convzoo.data import DataSplits, collate_batch, load_data
 from convzoo.data.clips import clip_input
+from convzoo.data.datasets import select_subset
 from convzoo.data.imagefolder import BadImageError, read_image
 from convzoo.data.transforms import preprocessor
 from convzoo.data.voxels import volume_input
@@ -99,6 +101,7 @@ class ClassificationTask(Task):
     def load_data(self, data: str | None = None) -> TaskData:
         splits = load_data(data or self.data_spec, self.options.augment, self.image_size, self.options.skip_bad_images,
                            self.options.frames)
+        splits = self._selected(splits)
         info = {"num_classes": splits.num_classes, "input_size": list(splits.input_size),
                 "class_names": list(splits.class_names), "preprocess": splits.preprocess, "data": splits.name}
         notes = [f"skipped {splits.bad_images} image files that cannot be decoded"] if splits.bad_images else []
@@ -110,6 +113,23 @@ class ClassificationTask(Task):
         if model_options:
             info["model_options"] = model_options
         return TaskData(splits.train, splits.dev, splits.test, info, notes)
+
+    def _selected(self, splits: DataSplits) -> DataSplits:
+        """``--classes``, ``--train-fraction`` and ``--eval-fraction`` applied to the splits."""
+        options = self.options
+        if options.classes is None and options.train_fraction == 1.0 and options.eval_fraction == 1.0:
+            return splits
+        classes = options.classes
+        if classes is not None and max(classes) >= splits.num_classes:
+            raise ValueError(f"--classes {classes}: {splits.name} has classes 0..{splits.num_classes - 1}")
+        train, dev, test = (None if d is None else select_subset(d, classes, f) for d, f in (
+            (splits.train, options.train_fraction), (splits.dev, options.eval_fraction),
+            (splits.test, options.eval_fraction)))
+        names = list(splits.class_names)
+        if classes is not None:
+            names = [names[c] for c in classes] if names else [str(c) for c in classes]
+        return dataclasses.replace(splits, train=train, dev=dev, test=test, class_names=names,
+                                   num_classes=len(classes) if classes is not None else splits.num_classes)
 
     def build_model(self, info: dict, initialize: bool = True) -> nn.Module:
         model = create_classifier(self.model_name, info["num_classes"], info["input_size"], self.options.width,

@@ -78,6 +78,7 @@ class TrainConfig:
     threads: int | None = None  # intra-op CPU threads; None: 1 for digits (8x8 inputs gain nothing), else PyTorch's
     sync_bn: bool = False
     progress: bool | None = None  # None: a bar when stderr is a terminal, else a line every 30 s
+    artifacts: bool = True  # False: no curves.png and no evaluation files (confusion PNGs, detections JSON)
     classification: ClassificationOptions = field(default_factory=ClassificationOptions)
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)

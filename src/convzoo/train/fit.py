@@ -230,6 +230,7 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
         return {f"{split}:{k}": v for k, v in metrics.items() if k != "count"}
 
     logger = RunLogger(run_dir, enabled=context.is_main)
+    artifacts = run_dir if context.is_main and config.artifacts else None  # where evaluations write their files
     if context.is_main:
         if not config.resume:  # a new run in an old folder starts a new metrics file
             truncate_metrics(run_dir / "metrics.jsonl", 0)
@@ -266,7 +267,7 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
                 metrics = epoch_metrics(task, dist_utils.reduce_sums(sums, context, device))
                 last = partial_epoch or state.epoch + 1 == config.epochs
                 if last or (state.epoch + 1) % config.eval_every == 0:
-                    metrics.update(evaluate(data.dev, "dev", run_dir if last and context.is_main else None))
+                    metrics.update(evaluate(data.dev, "dev", artifacts if last else None))
                 seconds = time.perf_counter() - epoch_start
                 epoch_number = state.epoch + 1
                 _check_finite(model, metrics, score, epoch_number)  # only a finite model is saved as good
@@ -315,16 +316,17 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
         logger.close()
         raise
     if state.step and score not in metrics:  # stopped on time at an epoch boundary between dev evaluations
-        metrics.update(evaluate(data.dev, "dev", run_dir if context.is_main else None))
+        metrics.update(evaluate(data.dev, "dev", artifacts))
         if context.is_main and math.isfinite(metrics[score]) and metrics[score] > state.best:
             state.best, state.best_epoch = metrics[score], state.epoch
             save_checkpoint(run_dir, "best", trained, _checkpoint_state(optimizer, scaler, state))
     if state.out_of_time and context.is_main:
         _warn_budget(config, budget, state, total_steps)
     if data.test is not None:
-        metrics.update(evaluate(data.test, "test", run_dir if context.is_main else None))
+        metrics.update(evaluate(data.test, "test", artifacts))
     if context.is_main:
-        _plot(run_dir)
+        if config.artifacts:
+            _plot(run_dir)
         shown = {k: v for k, v in metrics.items() if k.startswith("test:")} or \
             {k: v for k, v in metrics.items() if k.startswith("dev:")}
         best = f"best {score}={state.best:.4f} at epoch {state.best_epoch}" if state.best_epoch else "no dev score"
