@@ -13,17 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from convzoo.cli.arguments import positive_int
 from convzoo.experiments import EXPERIMENTS
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -36,7 +27,7 @@ def register(subparsers) -> None:
                         help="quick, medium or full, as the experiment's docstring states (default: full)")
     parser.add_argument("--quick", action="store_const", const="quick", dest="size",
                         help="the same as --size quick: tiny data, 1 epoch, seconds")
-    parser.add_argument("--seeds", type=_positive, default=None, metavar="N",
+    parser.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                         help="seeds 0..N-1 (default: the experiment's own, 3 for label_smoothing, else 1)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder; its runs/ keep every training run, and a run already there is read "
@@ -44,7 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", default="data", metavar="PATH",
                         help="folder holding cifar10/, mnist/, fashion-mnist/, mnist1d/ for the medium and full "
                              "sizes (default: data)")
-    parser.add_argument("--threads", type=_positive, default=1, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
                         help="intra-op CPU threads of each run (default: 1)")
     parser.add_argument("--device", default=None, metavar="DEVICE",
                         help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convzoo.cli.summary import _positive, _size
+from convzoo.cli.arguments import positive_int
+from convzoo.cli.summary import _size
 
 SUFFIX = {"onnx": ".onnx", "exported-program": ".pt2"}
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("source", metavar="RUN_OR_MODEL",
                    help="a folder written by convzoo train, or a registered model name (see 'convzoo models')")
     p.add_argument("--format", default="onnx", choices=("onnx", "exported-program"), help="default: onnx")
-    p.add_argument("--opset", type=_positive, default=None, metavar="N",
+    p.add_argument("--opset", type=positive_int, default=None, metavar="N",
                    help="ONNX opset (default: 18; detectors need at least 16)")
     p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
                    help="a dynamic batch axis; --no-dynamic-batch fixes it to the example's 2 (default: %(default)s)")
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="a run's checkpoint (default: best)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="a registered model: load these weights (.safetensors or .pth; default: random weights)")
-    p.add_argument("--num-classes", type=_positive, default=None, metavar="N",
+    p.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                    help="a registered model: classes of the head (default: the model's)")
     p.set_defaults(func=run)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from convzoo.cli.arguments import positive_int
 from convzoo.registry import create_model, model_keywords, model_kind
 from convzoo.summary import summary
 
@@ -31,27 +32,17 @@ def _size(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("summary", help="print a model's per-layer table", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a registered model name (see 'convzoo models') or spec:STRING")
     parser.add_argument("--input-size", type=_size, default=None, metavar="C,H,W",
                         help="C,H,W (or C,L / C,D,H,W) of one input (default: the model's default input size)")
-    parser.add_argument("--depth", type=_positive, default=None, metavar="N",
+    parser.add_argument("--depth", type=positive_int, default=None, metavar="N",
                         help="one row per module this many levels deep, e.g. 1: the stages (default: every leaf)")
-    parser.add_argument("--num-classes", type=_positive, default=None, metavar="N",
+    parser.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                         help="classes of the head (default: the model's, e.g. 1000)")
-    parser.add_argument("--in-chans", type=_positive, default=None, metavar="N",
+    parser.add_argument("--in-chans", type=positive_int, default=None, metavar="N",
                         help="input channels (default: the model's)")
     parser.set_defaults(func=run)
 

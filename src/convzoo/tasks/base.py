@@ -17,6 +17,7 @@ self-contained: :meth:`Task.predict_files` runs from ``info`` alone and never re
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,3 +133,20 @@ class Task(ABC):
     def predict_files(self, model: nn.Module, info: dict, paths: Sequence[str], device: torch.device,
                       out: Path | None, **options) -> dict:
         """Predictions for input files (images, ...) from ``info`` alone; printed to stdout, returned."""
+
+
+def load_pretrained(model: nn.Module, path: str | Path, source: str = "auto") -> nn.Module:
+    """Load a convzoo, torchvision or timm checkpoint file into ``model`` through the weights loader.
+
+    A classifier whose shape differs from the file's (another ``num_classes``) keeps its fresh initialization and
+    the rest is loaded; any other mismatch is an error naming the keys. ``source="auto"`` tries convzoo's names,
+    then torchvision's, then timm's, and reports the first failure if none fits.
+    """
+    from convzoo.weights import first_fitting_source, load_weights
+
+    def load(candidate: str) -> nn.Module:
+        report = load_weights(model, path, source=candidate, ignore_mismatched_head=True)
+        print(f"--pretrained {path} ({candidate}): {report}", file=sys.stderr)
+        return model
+
+    return first_fitting_source(source, load)

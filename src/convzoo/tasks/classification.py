@@ -10,7 +10,6 @@ matrix, summed over processes.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from convzoo.models.aux import classification_loss, main_logits
 from convzoo.models.video import VIDEO_TABLE, temporal_kernel
 from convzoo.options import ClassificationOptions
 from convzoo.registry import create_model
-from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
+from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, load_pretrained, unwrap_model
 
 
 def create_classifier(name: str, num_classes: int, input_size: Sequence[int], width: int | None = None,
@@ -65,23 +64,6 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
     for parameter in model.parameters():
         parameter.requires_grad_(id(parameter) in head)
     return model
-
-
-def load_pretrained(model: nn.Module, path: str | Path, source: str = "auto") -> nn.Module:
-    """Load a convzoo, torchvision or timm checkpoint file into ``model`` through the weights loader.
-
-    A classifier whose shape differs from the file's (another ``num_classes``) keeps its fresh initialization and
-    the rest is loaded; any other mismatch is an error naming the keys. ``source="auto"`` tries convzoo's names,
-    then torchvision's, then timm's, and reports the first failure if none fits.
-    """
-    from convzoo.weights import first_fitting_source, load_weights
-
-    def load(candidate: str) -> nn.Module:
-        report = load_weights(model, path, source=candidate, ignore_mismatched_head=True)
-        print(f"--pretrained {path} ({candidate}): {report}", file=sys.stderr)
-        return model
-
-    return first_fitting_source(source, load)
 
 
 class ClassificationTask(Task):

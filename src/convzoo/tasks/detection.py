@@ -9,7 +9,6 @@ detections of every process, gathered; prediction draws the detections and write
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from convzoo.data.detection import TransformedDataset, coco_ground_truth, collate_detection, detection_augmentation
 from convzoo.data.detection_files import read_rgb
 from convzoo.evaluation import evaluate_coco, results_from_predictions, voc_mean_ap
-from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
+from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, load_pretrained, unwrap_model
 from convzoo.tasks.detection_build import (
     DetectionOptions,
     WithProposals,
@@ -33,7 +32,7 @@ from convzoo.tasks.detection_build import (
     model_options,
     read_proposals,
 )
-from convzoo.weights import first_fitting_source, load_weights
+from convzoo.weights import first_fitting_source
 
 
 def given_proposals(targets: list[dict]) -> list[torch.Tensor] | None:
@@ -116,11 +115,7 @@ class DetectionTask(Task):
                 name, self.options.backbone_weights, source))
         model = build_detector(options, backbone)
         if initialize and self.pretrained:  # layers that follow the label set stay fresh when their shapes differ
-            def load(source):
-                report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
-                print(f"--pretrained {self.pretrained} ({source}): {report}", file=sys.stderr)
-
-            first_fitting_source(self.pretrained_source, load)
+            load_pretrained(model, self.pretrained, self.pretrained_source)
         return model
 
     # steps ------------------------------------------------------------------------------------------------------

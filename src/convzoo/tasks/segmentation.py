@@ -35,8 +35,8 @@ from convzoo.models.segmentation import segmentation_loss, unet_weight_map
 from convzoo.models.segmentation.encoder import load_encoder_weights
 from convzoo.options import SegmentationOptions
 from convzoo.registry import create_model
-from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, unwrap_model
-from convzoo.weights import first_fitting_source, load_weights
+from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, load_pretrained, unwrap_model
+from convzoo.weights import first_fitting_source
 
 # inputs are normalized by ImageNet's statistics (what pretrained encoders expect), on the device
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -109,11 +109,7 @@ class SegmentationTask(Task):
 
             first_fitting_source(self.pretrained_source, load_encoder)
         if initialize and self.pretrained:  # the classifier layers of another label set stay fresh
-            def load(source):
-                report = load_weights(model, self.pretrained, source=source, ignore_mismatched_head=True)
-                print(f"--pretrained {self.pretrained} ({source}): {report}", file=sys.stderr)
-
-            first_fitting_source(self.pretrained_source, load)
+            load_pretrained(model, self.pretrained, self.pretrained_source)
         return model
 
     # steps ------------------------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ class TextClassificationTask(ClassificationTask):
             print(f"--word-vectors {self.text.word_vectors}: {found} of the {len(info['vocab'])} tokens found",
                   file=sys.stderr)
         if initialize and self.pretrained:
-            from convzoo.tasks.classification import load_pretrained
+            from convzoo.tasks.base import load_pretrained
 
             load_pretrained(model, self.pretrained, self.pretrained_source)
         return model
