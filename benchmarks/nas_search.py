@@ -1,7 +1,7 @@
 """Evidence for `convzoo search` (docs/nas.md): the controller against random search, and the found cells trained
 from scratch against uniformly random cells with the same recipe.
 
-    python benchmarks/nas_search.py --data fashion-mnist:/work/shared/data/fashion-mnist --image-size 16 \\
+    python benchmarks/nas_search.py --data fashion-mnist:DATA/fashion-mnist --image-size 16 \\
         --search-minutes 4.5 --train-minutes 1.2 --seeds 0 1 --random-cells 5 --jobs 4 --out runs/nas-proxy
     # the issue's scale (1 CPU-hour of search per seed; CIFAR-10; longer training):
     python benchmarks/nas_search.py --data cifar10:DIR --cells 2 --filters 16 --search-minutes 60 \\
