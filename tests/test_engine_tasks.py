@@ -13,15 +13,16 @@ import sys
 
 import pytest
 import torch
-from run_helpers import assert_same_weights, weights
+from run_helpers import assert_same_weights, toy_sentences, weights
 
-from convzoo.tasks import DetectionOptions, SegmentationOptions
+from convzoo.tasks import DetectionOptions, SegmentationOptions, TextOptions
 from convzoo.train import Budget, NonFiniteLossError, TrainConfig, fit
 from convzoo.train.checkpoint import load_checkpoint
 
 # Each task's smallest honest run: a conv + BN + dropout spec model on digits (20 steps an epoch); a Faster R-CNN
 # with a ResNet-18 backbone on six generated 64-px images (3 steps an epoch, about 2 s); a U-Net 4 channels wide on
-# four generated 16-px shapes-seg images (2 steps an epoch).
+# four generated 16-px shapes-seg images (2 steps an epoch); kim_cnn (Adadelta, the max-norm step hook, dropout) on
+# 120 toy sentences, 8-dimensional embeddings (4 steps an epoch; the file is written by the fixture: TOY).
 TASKS = {
     "classification": TrainConfig(model="spec:CB-8-3-1-same,M-2-2,F,D-0.2,H-32", data="digits", batch_size=64,
                                   epochs=2, device="cpu", deterministic=True, seed=3, threads=1, progress=False),
@@ -33,6 +34,8 @@ TASKS = {
                                 deterministic=True, seed=3, threads=1, progress=False,
                                 segmentation=SegmentationOptions(base_width=4, batch_norm=True, train_size=4,
                                                                  val_size=2)),
+    "text": TrainConfig(model="kim_cnn", data="text:TOY", batch_size=20, epochs=2, device="cpu", deterministic=True,
+                        seed=3, threads=1, progress=False, text=TextOptions(embedding_dim=8, folds=5)),
 }
 # the DDP runs: no BatchNorm statistics and no dropout to differ between processes (the classifier); frozen BN
 # (not --small) for the detector; no BatchNorm in the U-Net (its dropout differs between processes)
@@ -48,7 +51,10 @@ DDP_ARGS = {
 
 @pytest.fixture(params=sorted(TASKS))
 def task_config(request, tmp_path) -> TrainConfig:
-    return TASKS[request.param]
+    config = TASKS[request.param]
+    if config.data == "text:TOY":
+        config = dataclasses.replace(config, data=f"text:{toy_sentences(tmp_path / 'toy.all')}")
+    return config
 
 
 def test_interrupt_saves_and_resume_mid_epoch_is_bit_exact(task_config, tmp_path):
@@ -93,7 +99,7 @@ def test_resume_refuses_changed_options_and_takes_allowed_ones(task_config, tmp_
     metrics = fit(TrainConfig(resume=str(tmp_path / "run"), epochs=2))
     assert metrics["epochs"] == 2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["config"]["epochs"] == 2 and saved["task"] in ("classification", "detection", "segmentation")
+    assert saved["config"]["epochs"] == 2 and saved["task"] in ("classification", "detection", "segmentation", "text")
 
 
 def _free_port() -> int:

@@ -4,10 +4,10 @@ padding that does not change the logits, word vectors, and a tiny train -> predi
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
+from run_helpers import toy_sentences
 
 import convzoo
 from convzoo.cli import build_parser, main
@@ -72,26 +72,12 @@ def cli(argv: list[str]):
     return args.func(args)
 
 
-def _toy(path, n=120, seed=0):
-    """Two classes told apart by one word among filler words."""
-    rng = random.Random(seed)
-    words = {0: ["dull", "awful", "boring"], 1: ["great", "superb", "moving"]}
-    filler = ["the", "film", "is", "a", "plot", "very"]
-    lines = []
-    for i in range(n):
-        sentence = rng.sample(filler, 3) + [rng.choice(words[i % 2])]
-        rng.shuffle(sentence)
-        lines.append(f"{i % 2} {' '.join(sentence)}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_train_predict_evaluate_on_the_command_line(tmp_path, capsys, monkeypatch):
     calls = []
     original = TextClassificationTask.after_optimizer_step
     monkeypatch.setattr(TextClassificationTask, "after_optimizer_step",
                         lambda self, model: (calls.append(1), original(self, model)))
-    data = _toy(tmp_path / "toy.all")
+    data = toy_sentences(tmp_path / "toy.all")
     run = tmp_path / "run"
     metrics = cli(["train", "--model", "kim_cnn", "--data", f"text:{data}", "--epochs", "2", "--batch-size", "20",
                     "--embedding-dim", "16", "--fold", "2", "--folds", "5", "--threads", "1", "--no-progress",
@@ -123,7 +109,7 @@ def test_train_predict_evaluate_on_the_command_line(tmp_path, capsys, monkeypatc
 
 
 def test_word_vectors_initialize_the_embeddings(tmp_path):
-    data = _toy(tmp_path / "toy.all", n=40)
+    data = toy_sentences(tmp_path / "toy.all", n=40)
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("2 4\nsuperb 1 2 3 4\nfilm 0.5 0.5 0.5 0.5\n")  # word2vec text format with its header
     task = TextClassificationTask("kim_cnn", f"text:{data}", convzoo.tasks.TextOptions(
