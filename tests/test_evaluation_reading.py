@@ -80,7 +80,9 @@ def test_read_detections_in_slices_equals_the_whole_file(tmp_path, monkeypatch):
     for text in (json.dumps(_dets()), json.dumps(_dets(), indent=2), json.dumps(_dets(), separators=(",", ":"))):
         path = tmp_path / "dets.json"
         path.write_text(text)
-        assert len(list(reading.record_chunks(path.read_bytes(), 150))) > 5
+        with path.open("rb") as handle:
+            chunks = list(reading.record_chunks(handle, 150))
+        assert len(chunks) > 5 and sum(len(json.loads(c)) for c in chunks) == len(_dets())
         _same(read_detections(path, gt), parse_detections(_dets(), gt))
     named = {**_gt(), "images": [{**image, "id": f"im{image['id']}"} for image in _gt()["images"]],
              "annotations": [{**a, "image_id": f"im{a['image_id']}"} for a in _gt()["annotations"]]}

@@ -9,9 +9,10 @@ that does not decode into that shape (no ``bbox``, ids that are neither integers
 with ``json`` and goes through :func:`~convzoo.evaluation.coco.parse_detections`, whose errors name the record. The
 arrays are the same either way (tested).
 
-The records are decoded a slice of the file at a time (:data:`CHUNK_BYTES`, cut between two records), each slice's
-records turned into arrays and dropped before the next: the typed records of the whole file (about 250 bytes each,
-75 MB for 300,000 detections) never exist at once, only the file's bytes and the arrays (64 bytes a detection).
+The records are read and decoded a slice of the file at a time (:data:`CHUNK_BYTES`, cut between two records), each
+slice's records turned into arrays and dropped before the next: neither the file's text nor the typed records of the
+whole file (about 250 bytes each, 75 MB for 300,000 detections) exist at once, only the arrays (64 bytes a
+detection).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox
                 return box_detections(msgspec.json.decode(chunk, type=list[box_result]), gt)
 
         try:
-            parts = [decoded(chunk) for chunk in record_chunks(path.read_bytes(), CHUNK_BYTES)]
+            with path.open("rb") as handle:
+                parts = [decoded(chunk) for chunk in record_chunks(handle, CHUNK_BYTES)]
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             parts = None  # read again as dicts: parse_detections' message names the record
         if parts is not None:
@@ -103,26 +105,33 @@ def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox
     return parse_detections(read_json(path), gt, iou_type)
 
 
-def record_chunks(data: bytes, size: int):
-    """The JSON array ``data`` as JSON arrays of consecutive records of about ``size`` bytes each, cut only at a
-    ``}`` ``,`` ``{`` between two objects (yields ``data`` itself when it is small or not an array of objects).
+def record_chunks(handle, size: int):
+    """The JSON array in the binary file ``handle`` as JSON arrays of consecutive records of about ``size`` bytes
+    each, read ``size`` bytes at a time and cut only at a ``}`` ``,`` ``{`` between two objects (yields the whole
+    text when it is not an array). The file's text never lies in memory whole, only about two slices of it.
 
     A cut that falls inside a string leaves that string open at the end of its slice, so the slice fails to decode
     and the caller falls back to the whole file: a cut never changes what is read.
     """
-    body = data.strip()
-    if len(body) <= size or not body.startswith(b"[") or not body.endswith(b"]"):
-        yield data
+    text = handle.read(size)
+    stripped = text.lstrip()
+    if not stripped.startswith(b"["):
+        yield text + handle.read()
         return
-    start = 1
+    text, start = stripped, 1  # text[start:] is not yet yielded
     while True:
-        cut = _BETWEEN_RECORDS.search(body, start + size)
-        if cut is None:
-            yield b"[" + body[start:]
+        more = handle.read(size)
+        if not more:
+            yield b"[" + text[start:]
             return
-        yield b"[" + body[start:cut.start() + 1] + b"]"
+        fresh = len(text) - start
+        text = text[start:] + more
+        cut = _BETWEEN_RECORDS.search(text, fresh)  # a boundary in what was just read
+        if cut is None:  # none: read on (a record longer than a slice)
+            start = 0
+            continue
+        yield b"[" + text[:cut.start() + 1] + b"]"
         start = cut.end() - 1
-
 
 def box_detections(records: list, gt: CocoGroundTruth, int_ids: bool = False) -> CocoDetections:
     """:class:`CocoDetections` of typed box records (attributes ``image_id``, ``category_id``, ``score``, ``bbox``
