@@ -38,8 +38,8 @@ def accumulate(tp, busy, columns, outside, order, category, rank, npig, max_dets
     by_value = np.argsort(rec_thrs, kind="stable")  # the envelope is read with the thresholds in ascending order
     thrs = rec_thrs[by_value]
     bounds = np.searchsorted(category, np.arange(num_k + 1))  # each category is one contiguous, score-sorted slice
-    where = np.empty(len(order), dtype=np.int64)
-    where[order] = np.arange(len(order))  # each detection's position in the sorted order
+    where = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
+    where[order] = np.arange(len(order), dtype=where.dtype)  # each detection's position in the sorted order
     useful = np.flatnonzero(busy.any(axis=(0, 1)))  # columns matched at some threshold and area
     by_position = useful[np.argsort(where[columns[useful]])]
     cand = where[columns[by_position]]  # candidate positions in the sorted order, ascending

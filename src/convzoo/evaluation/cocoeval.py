@@ -193,6 +193,9 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
     # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
     order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
+    del dense
+    if not keep_matches:  # 8 bytes a detection each, no longer needed: memory for the accumulation
+        del d_group, sim, pair_det, pair_gt
     # in place, [T, A, C] bool each: true positives, then matched to anything (= tp | matched_ignored)
     tp = np.logical_and(matched, ~matched_ignored, out=matched)
     busy = np.logical_or(matched_ignored, tp, out=matched_ignored)
