@@ -123,6 +123,40 @@ def test_reduce_hook_gathers_every_process():
     assert DetectionMetric.gather_torch(ranks[1].records) is ranks[1].records  # no process group: itself
 
 
+def test_given_ground_truth_equals_evaluate_coco_on_the_results():
+    """With the data set's ground truth (the trainer's way), targets give only image ids; labels map to category
+    ids, results of a category the ground truth lacks are dropped, and compute() is evaluate_coco exactly."""
+    gt, dets = random_set(9, keypoints=3)
+    for d in dets:  # a keypoint detector's results have boxes too: the keypoints' extent
+        x, y = np.array(d["keypoints"][0::3]), np.array(d["keypoints"][1::3])
+        d["bbox"] = [float(x.min()), float(y.min()), float(np.ptp(x)), float(np.ptp(y))]
+    dets.insert(0, {**dets[0], "category_id": 99})  # a category the ground truth lacks
+    ids = sorted({c["id"] for c in gt["categories"]} | {d["category_id"] for d in dets})  # label -> category id
+    predictions = []
+    for image in gt["images"]:
+        found = [d for d in dets if d["image_id"] == image["id"]]
+        predictions.append({
+            "boxes": torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in found)],
+                                  dtype=torch.float64).reshape(-1, 4),
+            "scores": torch.tensor([d["score"] for d in found], dtype=torch.float64),
+            "labels": torch.tensor([ids.index(d["category_id"]) for d in found]),
+            "keypoints": torch.tensor([d["keypoints"] for d in found], dtype=torch.float64).reshape(len(found), 3, 3)})
+    targets = [{"image_id": torch.tensor(image["id"])} for image in gt["images"]]
+    sigmas = np.array([0.05, 0.07, 0.1])
+    metric = DetectionMetric(iou_type=("bbox", "keypoints"), ground_truth=gt, category_ids=ids, kpt_sigmas=sigmas)
+    out = streamed(metric, predictions, targets, batch=5)
+    known = [d for d in dets if d["category_id"] in {c["id"] for c in gt["categories"]}]
+    assert len(known) < len(dets) and len(metric.results) == len(known)
+    for iou_type, kwargs in (("bbox", {}), ("keypoints", {"kpt_sigmas": sigmas})):
+        expected = evaluate_coco(gt, known, iou_type, **kwargs).stats
+        assert metric.evaluations[iou_type].stats == expected and out[f"{iou_type}_map"] == expected["AP"]
+    assert out["keypoints_map_small"] == -1 and "keypoints_mar_20" in out
+    with pytest.raises(ValueError, match="image_id"):
+        metric.update(predictions[:1], [{"boxes": []}])
+    with pytest.raises(ValueError, match="not an image"):
+        metric.update(predictions[:1], [{"image_id": 12345}])
+
+
 def test_evaluation_does_not_import_torch(tmp_path):
     gt = {"images": [{"id": 1, "width": 9, "height": 9}], "categories": [{"id": 1, "name": "a"}],
           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4, "iscrowd": 0}]}

@@ -68,3 +68,28 @@ def test_bad_result_files_name_the_record(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         read_detections(path, parse_ground_truth(_gt()))
+
+
+def test_read_detections_in_slices_equals_the_whole_file(tmp_path, monkeypatch):
+    """Decoded a few records at a time (cut between records, pretty-printed or compact), with string ids, and with
+    a cut that falls inside a string value (the whole file is read again): the arrays of the dict path."""
+    from convzoo.evaluation import reading
+
+    monkeypatch.setattr(reading, "CHUNK_BYTES", 150)
+    gt = parse_ground_truth(_gt())
+    for text in (json.dumps(_dets()), json.dumps(_dets(), indent=2), json.dumps(_dets(), separators=(",", ":"))):
+        path = tmp_path / "dets.json"
+        path.write_text(text)
+        with path.open("rb") as handle:
+            chunks = list(reading.record_chunks(handle, 150))
+        assert len(chunks) > 5 and sum(len(json.loads(c)) for c in chunks) == len(_dets())
+        _same(read_detections(path, gt), parse_detections(_dets(), gt))
+    named = {**_gt(), "images": [{**image, "id": f"im{image['id']}"} for image in _gt()["images"]],
+             "annotations": [{**a, "image_id": f"im{a['image_id']}"} for a in _gt()["annotations"]]}
+    dets = [{**d, "image_id": f"im{d['image_id']}", "note": "x}, {\"y\": 1"} for d in _dets()]
+    path.write_text(json.dumps(dets))
+    _same(read_detections(path, parse_ground_truth(named)), parse_detections(dets, parse_ground_truth(named)))
+    bad = [*_dets()[:30], {**_dets()[30], "image_id": 4}, *_dets()[31:]]  # in a later slice: named as record 30
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"detections\[30\].*image_id 4 is not in the ground"):
+        read_detections(path, gt)

@@ -52,3 +52,26 @@ def test_detection_task_losses_evaluation_and_real_image_ids(tmp_path, one_threa
     written = json.loads((tmp_path / "pred" / "detections.json").read_text())
     assert result["detections"] == len(written) and all(r["image_id"] == 139 for r in written)
     assert (tmp_path / "pred" / "000000000139.png").is_file()
+
+
+def test_detection_evaluation_streams_the_metric_and_equals_evaluate_coco(tmp_path, one_thread):
+    """The engine's detection evaluation (a DetectionMetric fed batch by batch) gives exactly the figures of
+    evaluate_coco and voc_mean_ap on the results it writes, named as before (bbox:AP, ..., voc:mAP)."""
+    from convzoo.evaluation import evaluate_coco, voc_mean_ap
+
+    options = DetectionOptions(backbone="resnet18", small=True, train_size=2, val_size=3, min_size=64, max_size=64)
+    task = create_task("mask_rcnn_r50_fpn", "shapes", detection=options, image_size=64)
+    data = task.load_data()
+    torch.manual_seed(0)
+    model = task.build_model(data.info)
+    model.roi_heads.score_thresh = 0.0  # random weights: keep every detection, so there is something to rank
+    metrics = task.evaluate(model, data.dev, CPU, out=tmp_path, split="dev", info=data.info)
+    results = json.loads((tmp_path / "detections_dev.json").read_text())
+    truth = task.ground_truth(data.dev, data.info)
+    assert len(results) > 0 and {r["image_id"] for r in results} <= {i["id"] for i in truth["images"]}
+    expected = {f"{t}:{k}": v for t in ("bbox", "segm") for k, v in evaluate_coco(
+        truth, [r for r in results if t == "bbox" or "segmentation" in r], t).stats.items()}
+    expected["voc:mAP"] = voc_mean_ap(truth, results)
+    assert {k: metrics[k] for k in expected} == expected and metrics["count"] == 3.0
+    assert set(metrics) == {*expected, "count"}
+    assert task.metric(data.dev, data.info).records == []  # reset after compute

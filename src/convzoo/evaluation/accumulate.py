@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 1 << 22  # elements of one [T, A, J] work array
+CHUNK = 1 << 20  # elements of one [T, A, J] work array (about 8 MB of float64)
 
 
-def accumulate(tp, busy, outside, order, category, rank, npig, max_dets, rec_thrs, score, quirks) -> tuple:
+def accumulate(tp, busy, columns, outside, order, category, rank, npig, max_dets, rec_thrs, score, quirks) -> tuple:
     """Precision and scores ``float64[T, R, K, A, M]``, recall ``float64[T, K, A, M]``, ``-1`` where no gt.
 
-    ``tp`` (a true positive) and ``busy`` (matched to anything) are ``bool[T, A, D]``, ``outside`` (the detection's
+    ``tp`` (a true positive) and ``busy`` (matched to anything) are ``bool[T, A, C]``, the columns of the detections
+    ``columns`` (``int[C]``, ascending; every other detection is matched to nothing), ``outside`` (the detection's
     area is out of range) ``bool[A, D]``; ``order`` sorts detections by category, then score (stable); ``category``,
     ``rank`` (position within its image and category) and ``score`` are given in that order. ``npig`` is
     ``int[K, A]``, the non-ignored ground truths. ``quirks``: pycocotools stops reading the precision at the first
@@ -37,9 +38,13 @@ def accumulate(tp, busy, outside, order, category, rank, npig, max_dets, rec_thr
     by_value = np.argsort(rec_thrs, kind="stable")  # the envelope is read with the thresholds in ascending order
     thrs = rec_thrs[by_value]
     bounds = np.searchsorted(category, np.arange(num_k + 1))  # each category is one contiguous, score-sorted slice
-    cand = np.flatnonzero(busy.any(axis=(0, 1))[order])  # candidate positions in the sorted order
-    tp_c = tp[:, :, order[cand]]  # [T, A, C]
-    busy_c = busy[:, :, order[cand]] & ~outside[None, :, order[cand]]  # matched and inside: not a false positive
+    where = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
+    where[order] = np.arange(len(order), dtype=where.dtype)  # each detection's position in the sorted order
+    useful = np.flatnonzero(busy.any(axis=(0, 1)))  # columns matched at some threshold and area
+    by_position = useful[np.argsort(where[columns[useful]])]
+    cand = where[columns[by_position]]  # candidate positions in the sorted order, ascending
+    tp_c = tp[:, :, by_position]  # [T, A, C]
+    busy_c = busy[:, :, by_position] & ~outside[None, :, order[cand]]  # matched and inside: not a false positive
     inside = np.ascontiguousarray(~outside[:, order])  # [A, D]; numpy's running sums are slow on strided input
     valid = npig > 0  # [K, A]
     for m, max_det in enumerate(max_dets):

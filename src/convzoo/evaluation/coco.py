@@ -19,6 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from convzoo.evaluation.masks import fast_rles, rle_areas, to_rle
+from convzoo.evaluation.matching import sorted_unique
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
 
@@ -208,7 +209,7 @@ def parse_ground_truth(dataset: dict, iou_type: str = "bbox") -> CocoGroundTruth
     _nonnegative(sizes, [images[i] for i in order], "images", "height or width")
     names = {c["id"]: str(c.get("name", c["id"])) for c in cats}
     ids = _numbers(_column(anns, "id", "annotations"), anns, "annotations", "id").astype(np.int64)
-    if len(np.unique(ids)) != len(ids):
+    if len(sorted_unique(ids)) != len(ids):
         seen: dict = {}
         for i, v in enumerate(ids.tolist()):
             if v in seen:

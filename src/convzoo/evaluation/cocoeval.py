@@ -165,6 +165,7 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
         by_group = np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))
     d_idx, dense = d_idx[by_group], dense[by_group]
     d_group = det_group_all[d_idx]
+    del by_score, sorted_scores, ordinal, by_group, det_group_all  # 8 bytes a detection each: memory
     rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
     beyond = int(np.count_nonzero(rank >= max_dets[-1]))
     kept = rank < max_dets[-1]
@@ -178,15 +179,27 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
         # pycocotools' computeOks looks up the pooled category -1 and finds no ground truth: nothing ever matches.
         pair_det, pair_gt = pair_det[:0], pair_gt[:0]
     sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
-    matched, matched_ignored, *matched_gt = match_detections(
-        sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], len(d_idx), iou_thrs,
-        return_gt=keep_matches)  # [T, A, D] each
+    if keep_matches:  # [T, A, D] each
+        matched, matched_ignored, *matched_gt = match_detections(
+            sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], len(d_idx), iou_thrs,
+            return_gt=True)
+        cands = np.arange(len(d_idx))
+    else:  # [T, A, C]: only the candidates' columns
+        cands, matched, matched_ignored = match_detections(
+            sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], len(d_idx), iou_thrs,
+            compact=True)
     npig = np.zeros((num_cats, len(ranges)), dtype=np.int64)  # non-ignored ground truths per category and area
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
     # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
     # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
     order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
-    precision, recall, scores = accumulate(matched & ~matched_ignored, matched | matched_ignored, d_outside, order,
+    del dense
+    if not keep_matches:  # 8 bytes a detection each, no longer needed: memory for the accumulation
+        del d_group, sim, pair_det, pair_gt
+    # in place, [T, A, C] bool each: true positives, then matched to anything (= tp | matched_ignored)
+    tp = np.logical_and(matched, ~matched_ignored, out=matched)
+    busy = np.logical_or(matched_ignored, tp, out=matched_ignored)
+    precision, recall, scores = accumulate(tp, busy, cands, d_outside, order,
                                             det_cat[d_idx][order], rank[order], npig, max_dets, rec_thrs,
                                             dets.score[d_idx][order], pycocotools_quirks)
     chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)

@@ -11,6 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-d array, without the ``numpy.ma`` import (30 ms) that numpy 2's ``unique``
+    triggers on its first plain call."""
+    values = np.sort(values, kind="stable")
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
 def group_pairs(det_group: np.ndarray, gt_group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (detection, ground truth) index pairs that share a group, detection-major.
 
@@ -79,7 +86,7 @@ def greedy_match(sim: np.ndarray, cand_group: np.ndarray, gt_crowd: np.ndarray,
     Rule, for each threshold t and area range: a detection takes, among the ground truths not yet taken (crowds can
     be taken again) with similarity >= t, the one with the highest similarity, preferring any regular ground truth
     over an ignored one; ties go to the later ground truth (pycocotools scans them in order and keeps ``>=``).
-    Returns ``(hit bool[C, T, A], slot int64[C, T, A], slot_ignored bool[C, T, A])``.
+    Returns ``(hit bool[C, T, A], slot int32[C, T, A], slot_ignored bool[C, T, A])``.
     """
     num_groups, areas, width = gt_ignore.shape
     thr = np.minimum(thresholds, 1 - 1e-10)[None, :, None, None]  # pycocotools caps t below 1
@@ -90,7 +97,7 @@ def greedy_match(sim: np.ndarray, cand_group: np.ndarray, gt_crowd: np.ndarray,
     crowd, ignore = gt_crowd[order][:, None, None, :], gt_ignore[order][:, None, :, :]  # [B, 1, 1|A, H]
     taken = np.zeros((num_groups, len(thresholds), areas, width), dtype=bool)
     hit = np.zeros((len(sim), len(thresholds), areas), dtype=bool)
-    slot = np.zeros(hit.shape, dtype=np.int64)
+    slot = np.zeros(hit.shape, dtype=np.int32)  # a position among the group's H slots (int32: half the memory)
     for p in range(int(counts.max(initial=0))):
         n = int(np.count_nonzero(counts > p))
         row = sim[starts[:n] + p][:, None, None, :]  # [n, 1, 1, H]
@@ -110,7 +117,8 @@ def greedy_match(sim: np.ndarray, cand_group: np.ndarray, gt_crowd: np.ndarray,
 
 def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray, g_group: np.ndarray,
                      g_crowd: np.ndarray, g_ignore: np.ndarray, g_ids: np.ndarray, num_dets: int,
-                     thresholds: np.ndarray, return_gt: bool = False) -> tuple[np.ndarray, ...]:
+                     thresholds: np.ndarray, return_gt: bool = False, compact: bool = False
+                     ) -> tuple[np.ndarray, ...]:
     """Greedy matching of every detection at every threshold and area range.
 
     ``sim``, ``pair_det``, ``pair_gt``: the pairs of :func:`group_pairs` and their similarity; ``g_group`` ``int[G]``,
@@ -119,25 +127,29 @@ def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
     (to an ignored one), ``bool[T, A, num_dets]`` each. Pairs below the lowest threshold can never match, so only the
     remaining candidate pairs enter :func:`greedy_match`, in groups bucketed by their number of ground truths.
     With ``return_gt``, a third array ``int64[T, A, num_dets]`` gives the matched ground truth's index (``-1``: none).
+    ``compact``: instead, ``(cands, matched, matched_ignored)`` with ``int64[C]`` the candidate detections (in a pair
+    at or above the lowest threshold, ascending) and ``bool[T, A, C]`` their columns (every other detection matches
+    nothing): ``C`` is a fraction of ``num_dets``, and so is the memory.
     """
-    shape = (len(thresholds), g_ignore.shape[0], num_dets)
-    matched, matched_ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    matched_gt = np.full(shape, -1, dtype=np.int64) if return_gt else None
-    out = (matched, matched_ignored, matched_gt) if return_gt else (matched, matched_ignored)
     keep = sim >= min(thresholds.min(initial=1.0), 1 - 1e-10)
     pair_det, pair_gt, sim = pair_det[keep], pair_gt[keep], sim[keep]
+    cands, cand_row = np.unique(pair_det, return_inverse=True)  # candidate detections in (group, score) order
+    shape = (len(thresholds), g_ignore.shape[0], len(cands) if compact else num_dets)
+    matched, matched_ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    matched_gt = np.full(shape, -1, dtype=np.int64) if return_gt else None
+    out = (cands, matched, matched_ignored) if compact else (matched, matched_ignored, matched_gt) if return_gt else (
+        matched, matched_ignored)
     if not len(sim):
         return out
-    gts = np.unique(pair_gt)  # ground truths that some detection could match, in (group, file) order
+    gts = sorted_unique(pair_gt)  # ground truths that some detection could match, in (group, file) order
     group_of_gt = np.unique(g_group[gts], return_inverse=True)[1]
     first = np.searchsorted(group_of_gt, np.arange(group_of_gt.max() + 1))
     slot_of_gt = np.empty(pair_gt.max() + 1, dtype=np.int64)
     slot_of_gt[gts] = np.arange(len(gts)) - first[group_of_gt]  # position of the gt within its group's slots
     width_of_group = np.diff(np.r_[first, len(gts)])
-    cands, cand_row = np.unique(pair_det, return_inverse=True)  # candidate detections in (group, score) order
     cand_group = group_of_gt[np.searchsorted(gts, pair_gt)][np.r_[0, np.flatnonzero(np.diff(cand_row)) + 1]]
     bucket_of_group = np.ceil(np.log2(np.maximum(width_of_group, 1))).astype(np.int64)  # widths 1, 2, 3-4, 5-8, ...
-    for bucket in np.unique(bucket_of_group).tolist():
+    for bucket in sorted_unique(bucket_of_group).tolist():
         groups = np.flatnonzero(bucket_of_group == bucket)
         width = int(width_of_group[groups].max())
         local = np.full(group_of_gt.max() + 1, -1)
@@ -148,14 +160,14 @@ def match_detections(sim: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
         in_bucket = row_of_cand[cand_row] >= 0
         table = np.full((len(rows), width), -1.0)  # [C, H] similarity of each candidate to each gt slot
         table[row_of_cand[cand_row[in_bucket]], slot_of_gt[pair_gt[in_bucket]]] = sim[in_bucket]
-        slots = np.full((len(groups), width), -1)  # [B, H] global gt index of each slot
+        slots = np.full((len(groups), width), -1, dtype=np.int32 if len(g_group) < 2**31 else np.int64)  # [B, H]
         pos = np.flatnonzero(np.isin(group_of_gt, groups))
         slots[local[group_of_gt[pos]], slot_of_gt[gts[pos]]] = gts[pos]
         crowd = np.where(slots >= 0, g_crowd[slots], False)
         ignore = np.where(slots[:, None] >= 0, g_ignore[:, slots].transpose(1, 0, 2), True)  # [B, A, H]
         hit, slot, slot_ignored = greedy_match(table, local[cand_group[rows]], crowd, ignore, thresholds)
         gt_of_match = slots[local[cand_group[rows]]][np.arange(len(rows))[:, None, None], slot]  # [C, T, A]
-        det = cands[rows]
+        det = rows if compact else cands[rows]  # the candidates' columns
         # pycocotools stores the matched gt id and tests it for truth: a match to id 0 reads as no match.
         matched[:, :, det] = (hit & (g_ids[gt_of_match] != 0)).transpose(1, 2, 0)
         matched_ignored[:, :, det] = slot_ignored.transpose(1, 2, 0)

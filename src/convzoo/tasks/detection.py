@@ -2,14 +2,16 @@
 
 The detector in training mode returns its dict of named losses (``loss_objectness``, ``loss_rpn_box_reg``,
 ``loss_classifier``, ``loss_box_reg``, ``loss_mask``, ``loss_keypoint``), which is exactly what the engine
-optimizes; evaluation is COCO AP (bbox, segm, keypoints as the model has them) and the VOC mAP at IoU 0.5 of the
-detections of every process, gathered; prediction draws the detections and writes COCO results JSON.
+optimizes; evaluation streams each batch's detections into a :class:`convzoo.evaluation.DetectionMetric` over the data
+set's COCO ground truth (its records of every process gathered through the reducer), which gives COCO AP (bbox, segm,
+keypoints as the model has them), and the VOC mAP at IoU 0.5 of the same results; prediction draws the detections
+and writes COCO results JSON.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convzoo.data.detection import TransformedDataset, coco_ground_truth, collate_detection, detection_augmentation
 from convzoo.data.detection_files import read_rgb
-from convzoo.evaluation import evaluate_coco, results_from_predictions, voc_mean_ap
+from convzoo.evaluation import DetectionMetric, results_from_predictions, voc_mean_ap
 from convzoo.tasks.base import ONE_PROCESS, Reducer, Task, TaskData, load_pretrained, unwrap_model
 from convzoo.tasks.detection_build import (
     DetectionOptions,
@@ -64,6 +66,7 @@ class DetectionTask(Task):
         self.seed, self.image_size = seed, image_size
         self.pretrained, self.pretrained_source = pretrained, pretrained_source
         self._ground_truth: dict[int, dict] = {}
+        self._metrics: dict[tuple, DetectionMetric] = {}
         self._proposals = read_proposals(self.options.proposals) if self.options.proposals else None
 
     # data -------------------------------------------------------------------------------------------------------
@@ -137,21 +140,30 @@ class DetectionTask(Task):
     # evaluation -------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def detect(self, model: nn.Module, dataset: Dataset, device: torch.device, indices: Sequence[int] | None = None,
-               batch_size: int = 4) -> tuple[list[dict], list[int]]:
-        """Detections (CPU tensors) and image ids of the samples ``indices`` (all) of ``dataset``, in order."""
+               batch_size: int = 4, on_batch: Callable[[list[dict], list[dict]], None] | None = None
+               ) -> tuple[list[dict], list[int]]:
+        """Detections (CPU tensors) and image ids of the samples ``indices`` (all) of ``dataset``, in order; with
+        ``on_batch``, each batch's detections and targets (with their ``image_id``) go to ``on_batch(detections,
+        targets)`` instead, and nothing is kept."""
         was_training = model.training
         model.eval()
         if self._proposals:
             dataset = WithProposals(dataset, self._proposals)
         indices = list(range(len(dataset))) if indices is None else list(indices)
-        detections, image_ids = [], []
+        detections, image_ids, done = [], [], 0
         loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, collate_fn=collate_detection)
         for images, targets in loader:
             proposals = given_proposals(targets)
             proposals = [p.to(device) for p in proposals] if proposals is not None else None
             outputs = model([image.to(device) for image in images], proposals=proposals)
-            detections += [{k: v.cpu() for k, v in output.items()} for output in outputs]
-            image_ids += [int(t.get("image_id", indices[len(image_ids) + i])) for i, t in enumerate(targets)]
+            outputs = [{k: v.cpu() for k, v in output.items()} for output in outputs]
+            ids = [int(t.get("image_id", indices[done + i])) for i, t in enumerate(targets)]
+            done += len(ids)
+            if on_batch is not None:
+                on_batch(outputs, [{**t, "image_id": i} for t, i in zip(targets, ids)])
+            else:
+                detections += outputs
+                image_ids += ids
         model.train(was_training)
         return detections, image_ids
 
@@ -164,27 +176,35 @@ class DetectionTask(Task):
                                                          info["category_ids"]))
         return self._ground_truth[key]
 
+    def metric(self, dataset: Dataset, info: dict, reducer: Reducer = ONE_PROCESS) -> DetectionMetric:
+        """The streaming COCO metric of ``dataset`` (one per data set and reducer, reset by :meth:`evaluate`): its
+        ground truth, the run's IoU types and category ids; under several processes it gathers every process's
+        records with ``reducer.gather`` (``all_gather_object`` under torchrun) before computing. A label with no
+        category in the ground truth (the unused ids of COCO's 1..90) can match nothing and is dropped, as
+        pycocotools ignores results outside ``params.catIds``."""
+        key = (id(dataset), reducer.rank, reducer.world_size)
+        if key not in self._metrics:
+            names = info.get("keypoint_names", [])  # OKS sigma 0.05 for every keypoint (no COCO sigmas here)
+            self._metrics[key] = DetectionMetric(
+                iou_type=tuple(info.get("iou_types", ["bbox"])), ground_truth=self.ground_truth(dataset, info),
+                category_ids=info.get("category_ids") or None, kpt_sigmas=np.full(len(names), 0.05) if names else None,
+                reduce=reducer.gather if reducer.world_size > 1 else None)
+        return self._metrics[key]
+
     def evaluate(self, model: nn.Module, dataset: Dataset, device: torch.device, reducer: Reducer = ONE_PROCESS,
                  out: Path | None = None, split: str = "test", info: dict | None = None) -> dict[str, float]:
         """``bbox:AP``, ``bbox:AP50``, ... (``segm:``, ``keypoints:`` as the model has them) and ``voc:mAP``;
         with ``out``, the COCO results ``detections_{split}.json``."""
         info = info or {}
-        detections, image_ids = self.detect(unwrap_model(model), dataset, device, reducer.shard(dataset))
-        results = reducer.gather(results_from_predictions(image_ids, detections, info.get("category_ids")))
         ground_truth = self.ground_truth(dataset, info)
-        # a label with no category in the ground truth (the unused ids of COCO's 1..90) can match nothing: dropped,
-        # as pycocotools ignores results outside params.catIds
-        known = {c["id"] for c in ground_truth["categories"]}
-        results = [r for r in results if r["category_id"] in known]
-        metrics = {}
-        for iou_type in info.get("iou_types", ["bbox"]):
-            wanted = [r for r in results if iou_type == "bbox" or (iou_type == "segm" and "segmentation" in r)
-                      or (iou_type == "keypoints" and "keypoints" in r)]
-            kwargs = {}
-            if iou_type == "keypoints":  # OKS sigma 0.05 for every keypoint of a data set without COCO's sigmas
-                kwargs["kpt_sigmas"] = np.full(len(info.get("keypoint_names", [])), 0.05)
-            stats = evaluate_coco(ground_truth, wanted, iou_type, **kwargs).stats
-            metrics.update({f"{iou_type}:{name}": value for name, value in stats.items()})
+        metric = self.metric(dataset, info, reducer)
+        metric.reset()
+        self.detect(unwrap_model(model), dataset, device, reducer.shard(dataset), on_batch=metric.update)
+        metric.compute()
+        metrics = {f"{iou_type}:{name}": value for iou_type, evaluation in metric.evaluations.items()
+                   for name, value in evaluation.stats.items()}
+        results = metric.results
+        metric.reset()
         metrics["voc:mAP"] = voc_mean_ap(ground_truth, results)
         metrics["count"] = float(len(dataset))
         if out is not None and reducer.rank == 0:
