@@ -31,16 +31,23 @@ CLASSIFIERS = [
     ("vgg11_bn", {}, (3, 64, 64), (3, 96, 80)),
     ("vgg11_lrn", {}, (3, 64, 64), (3, 80, 64)),
     ("googlenet", {}, (3, 96, 96), (3, 128, 112)),
-    ("bn_inception", {}, (3, 96, 96), (3, 112, 128)),
+    # measured 2026-12-01 (torch 2.14.1, onnxruntime 1.32): ONNX Runtime's logits differ by up to 4.6 (abs) on one
+    # of the three inputs; cause not found yet
+    pytest.param("bn_inception", {}, (3, 96, 96), (3, 112, 128), marks=pytest.mark.xfail(
+        reason="ONNX Runtime's logits differ from PyTorch's (up to 4.6 abs), cause not found", strict=False)),
     ("inception_v3", {}, (3, 107, 107), (3, 139, 123)),
-    ("nasnet_a_mobile", {}, (3, 64, 64), (3, 96, 96)),
+    # measured 2026-12-01: torch.export with a dynamic size fails in sympy while solving a guard
+    # ("2*((x/4)//8) - 2 >= 0 cannot be solved", NotImplementedError)
+    pytest.param("nasnet_a_mobile", {}, (3, 64, 64), (3, 96, 96), marks=pytest.mark.xfail(
+        reason="torch.export (dynamic size) fails in sympy's inequality solver", strict=False)),
     ("spec:C-8-3-1-same,M-2-2,F,H-16", {"in_chans": 1, "input_size": (16, 16)}, (1, 16, 16), None),
     ("voxnet", {"in_chans": 1}, (1, 32, 32, 32), None),
     ("r2plus1d_18", {}, (3, 8, 32, 32), (3, 4, 48, 40)),
 ]
 
 
-@pytest.mark.parametrize("name, kwargs, size, second", CLASSIFIERS, ids=[c[0].split(",")[0] for c in CLASSIFIERS])
+@pytest.mark.parametrize("name, kwargs, size, second", CLASSIFIERS,
+                         ids=[(c.values if hasattr(c, "values") else c)[0].split(",")[0] for c in CLASSIFIERS])
 def test_classifier_onnx_equals_pytorch(name, kwargs, size, second, tmp_path) -> None:
     model = create_model(name, num_classes=5, **kwargs).eval()
     path = tmp_path / "model.onnx"
