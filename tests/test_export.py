@@ -13,7 +13,7 @@ from export_helpers import assert_same_detections, proposals_for, tiny_detector
 from convzoo.cli import main
 from convzoo.detection.keypoint_head import heatmaps_to_keypoints
 from convzoo.detection.mask_head import paste_masks
-from convzoo.export import DetectorGraph, eager_detections, read_sidecar, write_sidecar
+from convzoo.export import DetectorGraph, eager_detections, export, read_sidecar, write_sidecar
 from convzoo.export.detector_ops import heatmaps_to_keypoints_dense, paste_masks_dense
 
 
@@ -85,3 +85,25 @@ def test_export_without_onnx_is_one_line(monkeypatch, capsys, tmp_path) -> None:
     assert main(["export", "resnet20", "--out", str(tmp_path / "r.onnx")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "pip install convzoo[export]" in error and error.startswith("convzoo export:")
+
+
+def test_detector_opset_below_18_is_one_line(tmp_path) -> None:
+    """RoIAlign aligned=True needs opset 16, but torch.onnx cannot convert the detector's Pad below 18: --opset 16
+    is refused before any tracing, naming the option and the least opset that works."""
+    with pytest.raises(ValueError, match=r"--opset 16: .*opset >= 18") as error:
+        export(tiny_detector("faster_rcnn_r50_fpn"), torch.rand(1, 3, 64, 64), tmp_path / "d.onnx", opset=16)
+    assert "\n" not in str(error.value) and not (tmp_path / "d.onnx").exists()
+
+
+def test_trace_inputs_keep_every_axis_symbolic(one_thread) -> None:
+    """At 64 px FPN's P6 is 1 x 1, which torch.export would fix to 1 (and ONNX Runtime then fails at other sizes):
+    the traced example is enlarged until every map is 2 x 2, a batch of 1 becomes 2; the example itself is kept."""
+    from convzoo.export.detector_contract import trace_inputs
+
+    model = tiny_detector("mask_rcnn_r50_fpn")
+    images = torch.rand(1, 3, 64, 48)
+    traced = trace_inputs(model, (images,), dynamic_batch=True, dynamic_size=True)[0]
+    assert traced.shape == (2, 3, 128, 96) and images.shape == (1, 3, 64, 48)
+    with torch.no_grad():
+        assert min(min(f.shape[-2:]) for f in model.backbone(traced)) >= 2
+    assert trace_inputs(model, (images,), dynamic_batch=False, dynamic_size=False)[0] is images

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                    help="a folder written by convzoo train, or a registered model name (see 'convzoo models')")
     p.add_argument("--format", default="onnx", choices=("onnx", "exported-program"), help="default: onnx")
     p.add_argument("--opset", type=positive_int, default=None, metavar="N",
-                   help="ONNX opset (default: 18; detectors need at least 16)")
+                   help="ONNX opset (default: 18, also the least a detector takes)")
     p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
                    help="a dynamic batch axis; --no-dynamic-batch fixes it to the example's 2 (default: %(default)s)")
     p.add_argument("--dynamic-size", action=argparse.BooleanOptionalAction, default=True,

@@ -5,7 +5,7 @@
 
 Both formats go through ``torch.export.export`` with the batch and spatial axes dynamic (``Dim.AUTO``: an axis the
 model fixes stays fixed, and the sidecar says so); ONNX then converts that program with ``torch.onnx.export``
-(opset 18 by default; detectors need >= 16 for RoIAlign's ``aligned`` modes). A detector is exported as its
+(opset 18 by default and at least for detectors, see ``MIN_DETECTOR_OPSET``). A detector is exported as its
 :class:`~convzoo.export.detector_graph.DetectorGraph`.
 """
 
@@ -19,12 +19,17 @@ from torch import nn
 from torch.export import Dim
 
 from convzoo.export import classifier as classifier_export
+from convzoo.export import onnx_ops
 from convzoo.export.contract import tensor_spec, write_sidecar
 from convzoo.export.deps import require
 
 FORMATS = ("onnx", "exported-program")
 DEFAULT_OPSET = 18
-MIN_DETECTOR_OPSET = 16  # RoiAlign's coordinate_transformation_mode (aligned=True) came in opset 16
+# RoiAlign's coordinate_transformation_mode (aligned=True) came in opset 16, but torch.onnx writes opset 18 and
+# converts down with ONNX's version converter, which has no Pad 18 -> 17 adapter (onnx 1.23): a detector's graph
+# (it pads the batch to a multiple of 32) stays at 18. Asked for less, export says so instead of writing a file
+# whose opset is not the one asked for.
+MIN_DETECTOR_OPSET = 18
 
 
 def is_detector(model: nn.Module) -> bool:
@@ -93,9 +98,10 @@ def export(model: nn.Module, example_inputs, path: str | Path, format: str = "on
     if opset is None:
         opset = DEFAULT_OPSET
     if format == "onnx":
-        require("onnx", "onnxscript")
         if detector and opset < MIN_DETECTOR_OPSET:
-            raise ValueError(f"--opset {opset}: detectors need opset >= {MIN_DETECTOR_OPSET} (RoIAlign)")
+            raise ValueError(f"--opset {opset}: a detector exports at opset >= {MIN_DETECTOR_OPSET} (torch.onnx "
+                             f"cannot convert its Pad below 18; RoIAlign aligned=True alone would need 16)")
+        require("onnx", "onnxscript")
     inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     if not inputs or not isinstance(inputs[0], torch.Tensor):
         raise ValueError("example_inputs must be a Tensor (or a tuple of Tensors), e.g. torch.rand(2, 3, 224, 224)")
@@ -108,6 +114,7 @@ def export(model: nn.Module, example_inputs, path: str | Path, format: str = "on
 
         module, input_names, output_names, input_shapes, extra = detector_contract.prepare(
             model, inputs, dynamic_batch, dynamic_size)
+        inputs = detector_contract.trace_inputs(model, inputs, dynamic_batch, dynamic_size)
         names = ["batch", None, "height", "width"]
     else:
         if images.dim() < 3:
@@ -125,7 +132,12 @@ def export(model: nn.Module, example_inputs, path: str | Path, format: str = "on
     else:
         with _onnx_without_dead_comparisons():
             onnx_program = torch.onnx.export(program, inputs, input_names=input_names, output_names=output_names,
-                                             opset_version=opset, external_data=False, verbose=False)
+                                             opset_version=opset, external_data=False, verbose=False,
+                                             custom_translation_table=onnx_ops.translation_table())
+        written = onnx_program.model.opset_imports.get("", opset)
+        if written != opset:
+            raise ValueError(f"--opset {opset}: torch.onnx could not convert this model below opset {written}; "
+                             f"use --opset {written} or higher")
         onnx_program.save(str(path), external_data=False)
     contract = {
         "format": format, "file": path.name, "model": name or type(model).__name__,

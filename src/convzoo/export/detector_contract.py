@@ -1,8 +1,17 @@
-"""The export of a detector: its graph module, axes and the ``detection`` part of its sidecar."""
+"""The export of a detector: its graph module, axes, trace inputs and the ``detection`` part of its sidecar.
+
+Trace inputs: torch.export specializes a dynamic axis whose size is 1 in the example (its "0/1 specialization").
+For a detector that is not only the batch axis: at 64 px, FPN's stride-64 map P6 is 1 x 1, torch.export records
+the guard ``P6 height == 1`` and gives every tensor derived from P6 (its anchors, its RPN logits) a fixed size 1,
+which the ONNX file then declares; ONNX Runtime fails on such a file at any size with a larger P6 (a Reshape to
+[1, 1], a Range's buffer of 1). :func:`trace_inputs` therefore enlarges the example until every feature map is at
+least 2 x 2 (and a batch of 1 to 2): the graph is the same, only its shapes stay symbolic.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.export import Dim
 
 from convzoo.detection.detector import RCNN
@@ -20,6 +29,35 @@ def _output_specs(graph: DetectorGraph, channels: int) -> list[dict]:
         specs += [tensor_spec("keypoints", ["detections", keypoints, 3]),
                   tensor_spec("keypoints_scores", ["detections", keypoints])]
     return specs
+
+
+def _smallest_map(model: RCNN, channels: int, height: int, width: int) -> int:
+    """The smallest side of the backbone's feature maps for a ``height x width`` input (padded as the graph does)."""
+    divisor = model.transform.size_divisible
+    padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    with torch.no_grad():
+        features = model.backbone(torch.zeros(1, channels, *padded, device=next(model.parameters()).device))
+    return min(min(feature.shape[-2:]) for feature in features)
+
+
+def trace_inputs(model: RCNN, inputs: tuple, dynamic_batch: bool, dynamic_size: bool) -> tuple:
+    """``inputs`` as torch.export must see them to keep the dynamic axes symbolic (see module doc): a batch of at
+    least 2 (``dynamic_batch``), a size at which every feature map is at least 2 x 2 (``dynamic_size``: the
+    images bilinearly enlarged, by powers of 2), and at least 2 proposals (a Fast R-CNN's second input)."""
+    images, rest = inputs[0], list(inputs[1:])
+    if dynamic_batch and images.shape[0] == 1:
+        images = torch.cat([images, images.flip(-1)])
+    if dynamic_size:
+        height, width = images.shape[-2:]
+        for _ in range(8):
+            if _smallest_map(model, images.shape[1], height, width) >= 2:
+                break
+            height, width = 2 * height, 2 * width
+        if (height, width) != tuple(images.shape[-2:]):
+            images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    if rest and rest[0].shape[0] < 2:
+        rest[0] = torch.cat([rest[0], rest[0]]) if len(rest[0]) else torch.tensor([[0.0, 0, 0, 16, 16]] * 2)
+    return (images, *rest)
 
 
 def prepare(model: RCNN, inputs: tuple, dynamic_batch: bool, dynamic_size: bool):

@@ -109,7 +109,7 @@ def heatmaps_to_keypoints_dense(heatmaps: Tensor, rois: Tensor, height: int, wid
     heatmap bicubically resized to ``ceil(w) x ceil(h)``, the first maximum is the keypoint. The resized maps are
     built at most ``height x width`` (the boxes are clipped to the image), one keypoint at a time: memory
     R * height * width floats."""
-    num_rois, num_keypoints, size = heatmaps.shape[0], heatmaps.shape[1], heatmaps.shape[-1]
+    num_keypoints, size = heatmaps.shape[1], heatmaps.shape[-1]
     widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
     heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
     map_w, map_h = widths.ceil().to(torch.int64), heights.ceil().to(torch.int64)
@@ -122,12 +122,14 @@ def heatmaps_to_keypoints_dense(heatmaps: Tensor, rois: Tensor, height: int, wid
     for k in range(num_keypoints):  # K is fixed by the model: unrolled
         resized = weights_y @ heatmaps[:, k] @ weights_x.transpose(1, 2)  # [R, H, W]
         resized = torch.where(inside, resized, torch.full_like(resized, float("-inf")))
-        flat = resized.reshape(num_rois, -1)
-        position = flat.argmax(dim=1)
-        cell_x, cell_y = position % width, position // width
+        # the first maximum in row-major order: the first row holding the maximum, then its first column (no
+        # index % width: torch.onnx cannot translate a remainder by the symbolic image width)
+        cell_y = resized.amax(dim=2).argmax(dim=1)
+        row = resized.gather(1, cell_y[:, None, None].expand(-1, 1, resized.shape[-1]))[:, 0]  # [R, W]
+        cell_x = row.argmax(dim=1)
         xs.append((cell_x.to(torch.float32) + 0.5) * (widths / map_w.to(torch.float32)) + rois[:, 0])
         ys.append((cell_y.to(torch.float32) + 0.5) * (heights / map_h.to(torch.float32)) + rois[:, 1])
-        scores.append(flat.gather(1, position[:, None])[:, 0])
+        scores.append(row.gather(1, cell_x[:, None])[:, 0])
     x, y = torch.stack(xs, 1), torch.stack(ys, 1)
     return torch.stack([x, y, torch.ones_like(x)], dim=2), torch.stack(scores, 1)
 
