@@ -107,3 +107,15 @@ def test_trace_inputs_keep_every_axis_symbolic(one_thread) -> None:
     with torch.no_grad():
         assert min(min(f.shape[-2:]) for f in model.backbone(traced)) >= 2
     assert trace_inputs(model, (images,), dynamic_batch=False, dynamic_size=False)[0] is images
+
+
+def test_a_batch_of_one_still_exports_a_dynamic_batch(tmp_path) -> None:
+    from convzoo.registry import create_model
+
+    model = create_model("spec:CB-4-3-1-same,M-2-2,F,H-5", num_classes=5, in_chans=1, input_size=8).eval()
+    contract = export(model, torch.rand(1, 1, 8, 8), tmp_path / "m.pt2", format="exported-program")
+    assert contract["inputs"][0]["shape"][0] == "batch"
+    program = torch.export.load(str(tmp_path / "m.pt2"))
+    images = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(images), model(images))

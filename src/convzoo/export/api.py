@@ -120,6 +120,9 @@ def export(model: nn.Module, example_inputs, path: str | Path, format: str = "on
         if images.dim() < 3:
             raise ValueError(f"a classifier takes Tensor[N, C, *spatial], got shape {list(images.shape)}")
         module, input_names, output_names = model, ["images"], ["logits"]
+        if dynamic_batch and images.shape[0] == 1:  # torch.export fixes an axis of size 1: trace a batch of 2
+            images = images.expand(2, *images.shape[1:]).contiguous()
+            inputs = (images, *inputs[1:])
         axes = classifier_export.dynamic_axes(model, images, dynamic_batch, dynamic_size)
         input_shapes = (_dynamic_shapes(axes, images.dim()),)
         names = classifier_export.axis_names(images)

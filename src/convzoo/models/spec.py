@@ -228,6 +228,8 @@ class SpecNet(Classifier):
     def __init__(self, spec: str = DEFAULT_SPEC, *, num_classes: int = 10, in_chans: int = 1,
                  input_size: tuple[int, ...] = (28, 28), ndim: int | None = None) -> None:
         super().__init__()
+        if isinstance(input_size, int):  # one side: a square (a cube with ndim=3, a length with ndim=1)
+            input_size = (input_size,) * (ndim or 2)
         input_size = tuple(int(s) for s in input_size)
         if ndim is not None and ndim != len(input_size):
             raise ValueError(f"ndim={ndim} disagrees with input_size={input_size} ({len(input_size)} spatial axes)")
