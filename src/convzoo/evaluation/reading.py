@@ -133,6 +133,7 @@ def record_chunks(handle, size: int):
         yield b"[" + text[:cut.start() + 1] + b"]"
         start = cut.end() - 1
 
+
 def box_detections(records: list, gt: CocoGroundTruth, int_ids: bool = False) -> CocoDetections:
     """:class:`CocoDetections` of typed box records (attributes ``image_id``, ``category_id``, ``score``, ``bbox``
     of four numbers), checked as :func:`parse_detections` checks dicts; ``int_ids``: the ids are known to be
