@@ -1,4 +1,5 @@
-"""CPU inference, side by side in one process: convzoo.optimize vs torchvision eager (channels_last) vs ONNX
+"""CPU inference, side by side in one process: convzoo.optimize (torch and onnxruntime backends) vs torchvision
+eager (channels_last) vs ONNX
 Runtime on convzoo's exported graph, plus the machine's fp32 GEMM rate measured in the same run.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_inference.py --threads 1 --repeats 3
@@ -88,6 +89,9 @@ def classifier_variants(name: str, batch: int, work: Path, use_onnx: bool):
         feed = {"images": images.numpy()}
         variants["ONNX Runtime (same graph)"] = lambda: ort.run(None, feed)
         outputs["onnx"] = torch.from_numpy(ort.run(None, feed)[0])
+        fast_ort = optimize(model, images, backend="onnxruntime")
+        variants["convzoo optimized (onnxruntime)"] = lambda: fast_ort(images)
+        outputs["optimized onnxruntime"] = fast_ort(images)
     macs = summary(model, (3, side, side)).total_macs
     return variants, outputs, macs, fast, images
 

@@ -82,10 +82,35 @@ def test_predict_fast_equals_predict(tmp_path, one_thread) -> None:
     args.func(args)
     Image.fromarray(load_data("digits").test.images[0, 0].numpy()).save(tmp_path / "digit.png")
     results = []
-    for fast in ([], ["--fast"]):
+    onnx = [["--fast", "onnxruntime"]] if _has("onnxruntime") and _has("onnx") else []
+    for fast in ([], ["--fast"], *onnx):
         predicted = build_parser().parse_args(["predict", str(run_dir), str(tmp_path / "digit.png"), "--top", "3",
                                                *fast])
         results.append(predicted.func(predicted)[str(tmp_path / "digit.png")])
-    assert [name for name, _ in results[0]] == [name for name, _ in results[1]]
-    for (_, plain), (_, fast) in zip(*results):
-        assert abs(plain - fast) < 1e-5
+    for other in results[1:]:
+        assert [name for name, _ in results[0]] == [name for name, _ in other]
+        for (_, plain), (_, fast) in zip(results[0], other):
+            assert abs(plain - fast) < 1e-5
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_optimize_refuses_an_unknown_backend_and_a_detector_in_onnxruntime() -> None:
+    with pytest.raises(ValueError, match="backend 'tvm'; expected one of torch, onnxruntime"):
+        optimize(create_model("resnet20", num_classes=10), backend="tvm")
+    with pytest.raises(ValueError, match="runs classifiers"):
+        optimize(tiny_detector("faster_rcnn_r50_fpn"), backend="onnxruntime")
+
+
+@pytest.mark.slow
+def test_optimize_onnxruntime_backend_equals_the_model(one_thread) -> None:
+    pytest.importorskip("onnxruntime")
+    model = _random_statistics(create_model("resnet20", num_classes=10))
+    images = torch.randn(3, 3, 32, 32)
+    fast = optimize(model, images[:1], backend="onnxruntime")  # traced at batch 1, run at batch 3
+    with torch.no_grad():
+        torch.testing.assert_close(fast(images), model(images), atol=1e-4, rtol=1e-4)

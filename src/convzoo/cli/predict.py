@@ -44,9 +44,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations", metavar="COCO.json",
                    help="detection: take each image's id from this COCO file, by file name (default: the file stem "
                    "when it is a number, else the position)")
-    p.add_argument("--fast", action="store_true",
+    p.add_argument("--fast", nargs="?", const="torch", choices=("torch", "onnxruntime"),
                    help="predict with convzoo.optimize(model): BatchNorm folded into the convolutions, channels_last "
-                   "and, for a classifier on the CPU, a frozen TorchScript graph (default: the model as trained)")
+                   "and, for a classifier on the CPU, a frozen TorchScript graph; --fast onnxruntime: a classifier "
+                   "exported and run by ONNX Runtime (pip install convzoo[export]) (default: the model as trained)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -70,13 +71,17 @@ def run(args: argparse.Namespace) -> dict:
     _, task, info, model = load_run(args.run_dir, args.checkpoint, device)
     if args.sentence and task.name != "text":
         raise ValueError(f"--sentence: {args.run_dir} is a {task.name} run; it predicts image files")
-    if getattr(args, "fast", False):
+    if getattr(args, "fast", None):
         from convzoo.export import is_detector, optimize
 
         example = None  # a detector, another task's model, or a GPU: folded and channels_last only
-        if device.type == "cpu" and not is_detector(model) and task.name == "classification" and "input_size" in info:
+        classifier = not is_detector(model) and task.name == "classification" and "input_size" in info
+        if args.fast == "onnxruntime" and not (classifier and device.type == "cpu"):
+            raise ValueError(f"--fast onnxruntime: runs classifiers on the CPU; {args.run_dir} is a {task.name} run"
+                             + ("" if device.type == "cpu" else f" on {device}"))
+        if device.type == "cpu" and classifier:
             example = torch.rand(1, *info["input_size"])
-        model = optimize(model, example)
+        model = optimize(model, example, backend=args.fast)
     options = {"sentences": args.sentence} if args.sentence else {}
     return task.predict_files(model, info, args.inputs, device, out=Path(args.out), top=args.top,
                               draw_thresh=args.draw_thresh, annotations=args.annotations, **options)

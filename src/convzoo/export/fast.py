@@ -2,6 +2,7 @@
 
     fast = convzoo.optimize(model)                                  # BatchNorm folded, channels_last
     fast = convzoo.optimize(model, torch.rand(8, 3, 224, 224))      # + traced, frozen, oneDNN-fused (TorchScript)
+    fast = convzoo.optimize(model, torch.rand(1, 3, 224, 224), backend="onnxruntime")  # a classifier in ORT
 
 Steps: (1) every BatchNorm whose only input is the output of a convolution used by nothing else is folded into
 that convolution (``W' = W gamma / sqrt(var + eps)``, ``b' = (b - mean) gamma / sqrt(var + eps) + beta``; the
@@ -11,12 +12,19 @@ reads them, so a convolution whose output also goes elsewhere (a shortcut) is le
 inputs channels_last (oneDNN's preferred layout on CPUs). (3) With ``jit=True`` (the default when an example is
 given) the classifier is traced, ``torch.jit.freeze``-d and ``torch.jit.optimize_for_inference``-d: convolution +
 add + ReLU fusions and prepacked oneDNN weights. The model is copied; the original is untouched.
+
+``backend="onnxruntime"`` (classifiers; needs ``convzoo[export]``): the model is exported to ONNX with a dynamic
+batch at the example's image size (``convzoo.export``, through a temporary file) and run by an ONNX Runtime CPU
+session with all graph optimizations (which fold BatchNorm and fuse convolutions themselves) and torch's number
+of threads; the returned module takes and returns torch tensors (docs/deployment.md has the measured speeds).
 """
 
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -132,15 +140,58 @@ class ChannelsLast(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
 
 
-def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True
-             ) -> nn.Module:
+BACKENDS = ("torch", "onnxruntime")
+
+
+class OnnxRuntimeClassifier(nn.Module):
+    """A classifier run by ONNX Runtime: ``forward(x Tensor[N, C, H, W] float32) -> logits Tensor[N, K]`` on the
+    CPU (``x`` is moved there); ``onnx`` is the model file's bytes, ``threads`` the intra-op threads."""
+
+    def __init__(self, onnx: bytes, threads: int) -> None:
+        super().__init__()
+        from convzoo.export.runtime import session
+
+        with tempfile.TemporaryDirectory(prefix="convzoo_optimize_") as work:
+            path = Path(work) / "model.onnx"
+            path.write_bytes(onnx)
+            self.session = session(path, threads=threads)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feed = {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+def _onnxruntime(model: nn.Module, example: torch.Tensor) -> OnnxRuntimeClassifier:
+    from convzoo.export.api import export
+    from convzoo.export.deps import require
+
+    require("onnx", "onnxruntime")
+    with tempfile.TemporaryDirectory(prefix="convzoo_optimize_") as work:
+        path = Path(work) / "model.onnx"
+        export(model.cpu(), example.cpu(), path, format="onnx", dynamic_batch=True, dynamic_size=False)
+        return OnnxRuntimeClassifier(path.read_bytes(), torch.get_num_threads())
+
+
+def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True,
+             backend: str = "torch") -> nn.Module:
     """A copy of ``model`` for inference (see module doc). ``example_inputs``: a Tensor (a classifier's batch) or a
     list of images (a detector); None: the model's default input. ``jit`` (classifiers only): trace + freeze +
-    optimize_for_inference, default True when ``example_inputs`` is given."""
+    optimize_for_inference, default True when ``example_inputs`` is given. ``backend``: "torch" or (classifiers)
+    "onnxruntime"."""
     from convzoo.export.api import is_detector
 
+    if backend not in BACKENDS:
+        raise ValueError(f"optimize: backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     model = copy.deepcopy(model).eval()
     detector = is_detector(model)
+    if backend == "onnxruntime":
+        if detector:
+            raise ValueError("optimize: backend 'onnxruntime' runs classifiers; run a detector's ONNX file with "
+                             "convzoo export and convzoo.export.DetectorGraph")
+        if example_inputs is None:
+            example_inputs = torch.rand(1, *getattr(model, "default_input_size", (3, 224, 224)))
+        return _onnxruntime(model, example_inputs)
     if jit is None:
         jit = example_inputs is not None and not detector
     if example_inputs is None:
