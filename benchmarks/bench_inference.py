@@ -1,6 +1,6 @@
 """CPU inference, side by side in one process: convzoo.optimize (torch and onnxruntime backends) vs torchvision
-eager (channels_last) vs ONNX
-Runtime on convzoo's exported graph, plus the machine's fp32 GEMM rate measured in the same run.
+eager (channels_last) vs ONNX Runtime on convzoo's exported graph, plus the machine's fp32 GEMM rate measured in
+the same run.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_inference.py --threads 1 --repeats 3
     python benchmarks/bench_inference.py --models resnet50 --batches 8 --profile
