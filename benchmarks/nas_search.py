@@ -103,8 +103,8 @@ def train_stage(args) -> None:
     commands = [(f"train-{name}", _convzoo(
         "train", "--model", "nasnet", "--genotype", str(path), "--model-option", f"num_cells={args.cells}",
         "--model-option", f"filters={args.filters}", "--model-option", "stem=cifar", "--data", args.data,
-        "--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "3e-4", "--epochs", "50", "--max-minutes",
-        str(args.train_minutes), "--clock", "cpu", "--threads", "1", "--seed", "0", "--no-progress",
+        "--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "3e-4", "--epochs", str(args.train_epochs),
+        "--max-minutes", str(args.train_minutes), "--clock", "cpu", "--threads", "1", "--seed", "0", "--no-progress",
         "--out", str(args.out / f"train-{name}"), *(["--image-size", str(args.image_size)] if args.image_size else [])))
         for name, path in cells.items()]
     _save(args.out / "train_runs.json", run_all(commands, args.jobs, args.out / "logs"))
@@ -224,6 +224,8 @@ def main() -> None:
     p.add_argument("--controller-lr", type=float, default=0.01)
     p.add_argument("--search-minutes", type=float, default=4.5)
     p.add_argument("--train-minutes", type=float, default=1.2)
+    p.add_argument("--train-epochs", type=int, default=50,
+                   help="train stage: epochs of each child (the cosine schedule's length; --train-minutes caps it)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--random-cells", type=int, default=5)
     p.add_argument("--jobs", type=int, default=1)

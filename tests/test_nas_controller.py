@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from convzoo.models.nasnet_genotype import NASNET_A, OP_NAMES
 from convzoo.nas import Controller, Supernet, actions_of, genotype_of, uniform_actions
@@ -69,3 +70,32 @@ def test_supernet_runs_a_random_genotype_on_shared_weights():
         sampled = op == genotype.normal.blocks[0][0][0]
         assert any(p.grad is not None for p in cell.ops[0][0][op].parameters()) == sampled, op
     assert used
+
+
+def test_supernet_cells_give_the_same_width_whatever_the_genotype_concatenates():
+    """ENAS's masked output projection: a cell's output has 2 F channels for any set of concatenated states, and
+    only the columns of the states present get gradients."""
+    torch.manual_seed(0)
+    net = Supernet(num_classes=3, in_chans=1, num_cells=1, filters=4, blocks=2)
+    cell, x = net.cells[0], torch.randn(2, 12, 8, 8)
+    widths = set()
+    for seed in range(6):
+        genotype = genotype_of(uniform_actions(1, 2, torch.Generator().manual_seed(seed))[0], 2)
+        out = cell(x, x, genotype.normal)
+        widths.add(out.shape[1])
+        net.zero_grad()
+        out.square().sum().backward()
+        used = set(genotype.normal.concat)
+        columns = cell.output.grad.abs().sum((0, 2, 3)).view(4, 8).sum(1)  # B + 2 slots of 2 F columns
+        assert {i for i in range(4) if columns[i] > 0} == used
+    assert widths == {8}
+
+
+def test_supernet_operations_start_near_the_identity():
+    from convzoo.nas.supernet import _op_weight
+
+    x = torch.randn(2, 6, 5, 5)
+    exact = _op_weight(4, 6, 3, 3, noise=0.0)
+    assert torch.equal(F.conv2d(x, exact, padding=1), x[:, :4])
+    depthwise = _op_weight(6, 1, 5, 5, noise=0.0)
+    assert torch.equal(F.conv2d(x, depthwise, padding=2, groups=6), x)

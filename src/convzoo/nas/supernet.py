@@ -6,9 +6,14 @@ normal cells, a reduction cell, N normal, a reduction, N normal, the filters dou
 global average pooling, linear. A genotype picks, in each cell, which operation each block applies to which
 state: only those weights run (and get gradients) in a step.
 
-Sharing across genotypes whose states have different widths (a "concat" block gives 2F channels, a cell output
-concatenates a varying number of states): each weight is sized for the widest input and a narrower input uses
-its first channels (the weight slicing of Once-for-All, Cai et al. 2020). BatchNorm has no affine parameters and
+Sharing across genotypes whose cell outputs concatenate different states: every state of a cell has a fixed
+channel slot (state i: channels 2 F i .. 2 F i + width) in a virtual output of 2 F (B + 2) channels, and the
+consumers of a cell's output (the next cells' 1x1 input projections, the classifier) hold weights for the whole
+virtual width and use the columns of the states present, ENAS's masked 1x1 of the cell output (Pham et al.
+2018, Section 2.3). Without the slots, a state's channels would mean different things to different genotypes
+and the shared weights do not learn (measured: training loss stays above ln 10 on Fashion-MNIST; docs/nas.md).
+Inside a cell, an operation's weights are sized for the widest state (2 F, a "concat" block) and a narrower one
+uses the first channels. BatchNorm has no affine parameters and
 always normalizes with the batch's statistics (as ENAS and DARTS do in search): running statistics would mix
 architectures. Differences from the child network built later by ``create_model("nasnet", stem="cifar")``: the
 first cell's h_{i-1} goes through a ReLU-1x1-BN too, the paddings are symmetric.
@@ -36,6 +41,23 @@ def _weight(*shape: int) -> nn.Parameter:
     return nn.Parameter(weight)
 
 
+def _op_weight(*shape: int, noise: float = 0.3) -> nn.Parameter:
+    """An operation's convolution weight [out, in (1: depthwise), kh, kw]: the identity (a Dirac kernel, channel i
+    to channel i) plus ``noise`` times a Kaiming draw. A deliberate deviation from ENAS's random initialization:
+    every operation starts close to passing its input's channels through, so channel i means about the same
+    after any operation and the shared projections can learn from the first steps (measured on Fashion-MNIST at
+    16 px, N = 1, F = 8, uniform sampling: training accuracy over the 4th epoch 0.198 against 0.125; docs/nas.md)."""
+    draw = _weight(*shape).detach()
+    weight = torch.zeros(*shape)
+    centre = (shape[2] // 2, shape[3] // 2)
+    if shape[1] == 1:
+        weight[:, 0, centre[0], centre[1]] = 1.0
+    else:
+        for i in range(min(shape[0], shape[1])):
+            weight[i, i, centre[0], centre[1]] = 1.0
+    return nn.Parameter(weight + noise * draw)
+
+
 class SharedOp(nn.Module):
     """One operation of the space with weights for up to ``max_in`` input channels and ``filters`` outputs:
     ``forward(x Tensor[N, C<=max_in, H, W], stride) -> Tensor[N, filters, H/stride, W/stride]``."""
@@ -45,16 +67,16 @@ class SharedOp(nn.Module):
         self.op, self.filters = op, filters
         if op.startswith("sep"):
             k = int(op[3:])
-            self.dw1, self.pw1 = _weight(max_in, 1, k, k), _weight(filters, max_in, 1, 1)
-            self.dw2, self.pw2 = _weight(filters, 1, k, k), _weight(filters, filters, 1, 1)
+            self.dw1, self.pw1 = _op_weight(max_in, 1, k, k), _op_weight(filters, max_in, 1, 1)
+            self.dw2, self.pw2 = _op_weight(filters, 1, k, k), _op_weight(filters, filters, 1, 1)
         elif op in ("conv1", "conv3", "dil3"):
             k = 1 if op == "conv1" else 3
-            self.w = _weight(filters, max_in, k, k)
+            self.w = _op_weight(filters, max_in, k, k)
         elif op in ("conv1x3_3x1", "conv1x7_7x1"):
             k = int(op[6])
-            self.w1, self.w2 = _weight(filters, max_in, 1, k), _weight(filters, filters, k, 1)
+            self.w1, self.w2 = _op_weight(filters, max_in, 1, k), _op_weight(filters, filters, k, 1)
         else:  # pooling or identity: a ReLU-1x1-BN projection where the width or (identity) the stride differs
-            self.project = _weight(filters, max_in, 1, 1)
+            self.project = _op_weight(filters, max_in, 1, 1)
 
     def forward(self, x: torch.Tensor, stride: int) -> torch.Tensor:
         c, op = x.shape[1], self.op
@@ -85,8 +107,9 @@ class SharedOp(nn.Module):
 
 
 class SharedCell(nn.Module):
-    """A cell position of the supernet: ``forward(cur, prev, genotype CellGenotype)`` -> Tensor[N, C, H/s, W/s]
-    with C the sum of the widths of the genotype's ``concat`` states (at most ``2 B filters``)."""
+    """A cell position of the supernet: ``forward(cur Tensor[N, max_cur, H, W], prev Tensor[N, max_prev, H', W'],
+    genotype CellGenotype) -> Tensor[N, out, H/s, W/s]`` with ``out = 2 filters`` whatever the genotype: the
+    ``concat`` states go through ENAS's masked ReLU-1x1-BN (``output``: one column block per state slot)."""
 
     def __init__(self, blocks: int, reduction: bool, max_cur: int, max_prev: int, filters: int,
                  factorized: bool) -> None:
@@ -102,24 +125,28 @@ class SharedCell(nn.Module):
             nn.ModuleList(nn.ModuleDict({op: SharedOp(op, 2 * filters, filters) for op in OP_NAMES})
                           for _side in range(2))
             for _block in range(blocks))
-        self.max_out = 2 * blocks * filters
+        self.out_channels = 2 * filters
+        # state i's channels are columns 2 F i .. 2 F i + width of the output projection
+        self.output = _weight(self.out_channels, 2 * filters * (blocks + 2), 1, 1)
 
     def forward(self, cur: torch.Tensor, prev: torch.Tensor, genotype: CellGenotype) -> torch.Tensor:
-        states = [batch_norm(F.conv2d(F.relu(cur), self.pre_cur[:, :cur.shape[1]]))]
+        states = [batch_norm(F.conv2d(F.relu(cur), self.pre_cur))]
         prev = F.relu(prev)
         if self.factorized:
-            c = prev.shape[1]
             shifted = F.pad(prev, (0, 1, 0, 1))[:, :, 1:, 1:]
-            prev = torch.cat([F.conv2d(prev[:, :, ::2, ::2], self.pre_prev_1[:, :c]),
-                              F.conv2d(shifted[:, :, ::2, ::2], self.pre_prev_2[:, :c])], 1)
+            prev = torch.cat([F.conv2d(prev[:, :, ::2, ::2], self.pre_prev_1),
+                              F.conv2d(shifted[:, :, ::2, ::2], self.pre_prev_2)], 1)
             states.append(batch_norm(prev))
         else:
-            states.append(batch_norm(F.conv2d(prev, self.pre_prev[:, :prev.shape[1]])))
+            states.append(batch_norm(F.conv2d(prev, self.pre_prev)))
         for k, block in enumerate(genotype.blocks):
             outs = [self.ops[k][side][op](states[state], 2 if self.reduction and state < 2 else 1)
                     for side, (op, state) in enumerate(block)]
             states.append(torch.cat(outs, 1) if genotype.combination(k) == "concat" else outs[0] + outs[1])
-        return torch.cat([states[i] for i in genotype.concat], 1)
+        slot = 2 * self.filters
+        columns = torch.cat([torch.arange(slot * i, slot * i + states[i].shape[1]) for i in genotype.concat])
+        out = torch.cat([states[i] for i in genotype.concat], 1)
+        return batch_norm(F.conv2d(F.relu(out), self.output.index_select(1, columns.to(out.device))))
 
 
 class Supernet(nn.Module):
@@ -132,7 +159,7 @@ class Supernet(nn.Module):
         self.blocks = blocks
         stem = 3 * filters
         self.stem = _weight(stem, in_chans, 3, 3)
-        # (max width, stride) of every state; each cell reads the last two
+        # (width, stride) of every state; each cell reads the last two
         widths, strides = [stem, stem], [1, 1]
         cells, scale = [], 1
         for index in range(3 * num_cells + 2):
@@ -141,7 +168,7 @@ class Supernet(nn.Module):
             cell = SharedCell(blocks, reduction, widths[-1], widths[-2], filters * scale,
                               factorized=strides[-2] < strides[-1])
             cells.append(cell)
-            widths.append(cell.max_out)
+            widths.append(cell.out_channels)
             strides.append(strides[-1] * (2 if reduction else 1))
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(widths[-1], num_classes)
@@ -150,9 +177,7 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
         if len(genotype.normal.blocks) != self.blocks:
             raise ValueError(f"genotype: {len(genotype.normal.blocks)} blocks, the supernet has {self.blocks}")
-        x = batch_norm(F.conv2d(x, self.stem, padding=1))
-        prev = cur = x
+        prev = cur = batch_norm(F.conv2d(x, self.stem, padding=1))
         for cell in self.cells:
             prev, cur = cur, cell(cur, prev, getattr(genotype, CELL_TYPES[int(cell.reduction)]))
-        features = F.adaptive_avg_pool2d(F.relu(cur), 1).flatten(1)
-        return F.linear(features, self.classifier.weight[:, :features.shape[1]], self.classifier.bias)
+        return self.classifier(F.adaptive_avg_pool2d(F.relu(cur), 1).flatten(1))
