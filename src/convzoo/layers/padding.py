@@ -28,9 +28,11 @@ def as_tuple(value: int | Sequence[int], ndim: int, what: str = "value") -> tupl
 
 
 def same_padding_1d(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) padding of one axis under TF ``same``: output = ceil(size / stride), odd pixel after."""
-    output = math.ceil(size / stride)
-    total = max((output - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    """(before, after) padding of one axis under TF ``same``: output = ceil(size / stride), odd pixel after.
+    Integer arithmetic only, so that a symbolic ``size`` (torch.export with a dynamic size) stays symbolic: the
+    padding of an exported graph follows its input size instead of being fixed to the traced example's."""
+    output = (size + stride - 1) // stride
+    total = torch.sym_max((output - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
 
 
@@ -45,8 +47,8 @@ def pad_same(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], dila
     pads: list[int] = []
     # F.pad takes (last_before, last_after, second_last_before, ...): walk the spatial axes backwards.
     for size, k, s, d in reversed(list(zip(x.shape[2:], kernel, stride, dilation))):
-        pads.extend(same_padding_1d(int(size), k, s, d))
-    if not any(pads):
+        pads.extend(same_padding_1d(size, k, s, d))
+    if all(isinstance(p, int) and p == 0 for p in pads):  # (a symbolic size is never tested: no guard)
         return x
     return F.pad(x, pads, value=value)
 
