@@ -27,7 +27,7 @@ FIGURES = {
     "nasnet": ("classifier", 5289978, 563638816, (3, 224, 224)),
     "nasnet_a_large": ("classifier", 88753150, 23783414658, (3, 331, 331)),
     "nasnet_a_mobile": ("classifier", 5289978, 563638816, (3, 224, 224)),
-    "nasnet_search": ("supernet", 2843446, None, None),
+    "nasnet_search": ("supernet", 2889782, None, None),
     "plain110": ("classifier", 1727962, 252887680, (3, 32, 32)),
     "plain20": ("classifier", 269722, 40551040, (3, 32, 32)),
     "plain20_nobn": ("classifier", 269034, 40551040, (3, 32, 32)),
