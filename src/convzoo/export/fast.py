@@ -144,18 +144,13 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 class OnnxRuntimeClassifier(nn.Module):
-    """A classifier run by ONNX Runtime: ``forward(x Tensor[N, C, H, W] float32) -> logits Tensor[N, K]`` on the
-    CPU (``x`` is moved there); ``onnx`` is the model file's bytes, ``threads`` the intra-op threads."""
+    """A classifier run by an ``onnxruntime.InferenceSession`` ``ort_session``: ``forward(x Tensor[N, C, H, W]
+    float32) -> logits Tensor[N, K]`` on the CPU (``x`` is moved there)."""
 
-    def __init__(self, onnx: bytes, threads: int) -> None:
+    def __init__(self, ort_session) -> None:
         super().__init__()
-        from convzoo.export.runtime import session
-
-        with tempfile.TemporaryDirectory(prefix="convzoo_optimize_") as work:
-            path = Path(work) / "model.onnx"
-            path.write_bytes(onnx)
-            self.session = session(path, threads=threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self.session = ort_session
+        self.input_name = ort_session.get_inputs()[0].name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
@@ -165,12 +160,13 @@ class OnnxRuntimeClassifier(nn.Module):
 def _onnxruntime(model: nn.Module, example: torch.Tensor) -> OnnxRuntimeClassifier:
     from convzoo.export.api import export
     from convzoo.export.deps import require
+    from convzoo.export.runtime import session
 
     require("onnx", "onnxruntime")
-    with tempfile.TemporaryDirectory(prefix="convzoo_optimize_") as work:
+    with tempfile.TemporaryDirectory(prefix="convzoo_optimize_") as work:  # the session holds the model itself
         path = Path(work) / "model.onnx"
         export(model.cpu(), example.cpu(), path, format="onnx", dynamic_batch=True, dynamic_size=False)
-        return OnnxRuntimeClassifier(path.read_bytes(), torch.get_num_threads())
+        return OnnxRuntimeClassifier(session(path, threads=torch.get_num_threads()))
 
 
 def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True,

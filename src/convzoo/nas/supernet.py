@@ -6,12 +6,11 @@ normal cells, a reduction cell, N normal, a reduction, N normal, the filters dou
 global average pooling, linear. A genotype picks, in each cell, which operation each block applies to which
 state: only those weights run (and get gradients) in a step.
 
-Sharing across genotypes whose cell outputs concatenate different states: every state of a cell has a fixed
-channel slot (state i: channels 2 F i .. 2 F i + width) in a virtual output of 2 F (B + 2) channels, and the
-consumers of a cell's output (the next cells' 1x1 input projections, the classifier) hold weights for the whole
-virtual width and use the columns of the states present, ENAS's masked 1x1 of the cell output (Pham et al.
-2018, Section 2.3). Without the slots, a state's channels would mean different things to different genotypes
-and the shared weights do not learn (measured: training loss stays above ln 10 on Fashion-MNIST; docs/nas.md).
+Sharing across genotypes whose cell outputs concatenate different states: every cell ends in ENAS's masked
+ReLU-1x1-BN (Pham et al. 2018, Section 2.3) to 2 F channels, whose weight holds one block of columns per state
+(state i: columns 2 F i .. 2 F i + width), and a genotype uses the columns of the states it concatenates. So a
+cell's output has the same width, scale and channel meaning for every genotype; without it the shared weights
+did not learn (docs/nas.md has the measurements). Operations start near the identity (``_op_weight``).
 Inside a cell, an operation's weights are sized for the widest state (2 F, a "concat" block) and a narrower one
 uses the first channels. BatchNorm has no affine parameters and
 always normalizes with the batch's statistics (as ENAS and DARTS do in search): running statistics would mix
@@ -48,13 +47,11 @@ def _op_weight(*shape: int, noise: float = 0.3) -> nn.Parameter:
     after any operation and the shared projections can learn from the first steps (measured on Fashion-MNIST at
     16 px, N = 1, F = 8, uniform sampling: training accuracy over the 4th epoch 0.198 against 0.125; docs/nas.md)."""
     draw = _weight(*shape).detach()
-    weight = torch.zeros(*shape)
-    centre = (shape[2] // 2, shape[3] // 2)
-    if shape[1] == 1:
-        weight[:, 0, centre[0], centre[1]] = 1.0
+    weight = torch.empty(*shape)
+    if shape[1] == 1:  # depthwise: every channel its own Dirac kernel
+        weight.zero_()[:, 0, shape[2] // 2, shape[3] // 2] = 1.0
     else:
-        for i in range(min(shape[0], shape[1])):
-            weight[i, i, centre[0], centre[1]] = 1.0
+        nn.init.dirac_(weight)
     return nn.Parameter(weight + noise * draw)
 
 
