@@ -28,16 +28,17 @@ from pathlib import Path
 
 
 def run_all(commands: list[tuple[str, list[str]]], jobs: int, log_dir: Path) -> dict[str, dict]:
-    """Run ``(name, argv)`` commands, ``jobs`` at a time; {name: {"cpu_s", "wall_s", "rc", "stdout"}}."""
+    """Run ``(name, argv)`` commands, ``jobs`` at a time, output to ``log_dir/NAME.log``; {name: {"cpu_s", "wall_s",
+    "rc"}}."""
     log_dir.mkdir(parents=True, exist_ok=True)
     pending, running, done = list(commands), {}, {}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     while pending or running:
         while pending and len(running) < jobs:
             name, argv = pending.pop(0)
-            log = open(log_dir / f"{name}.log", "w")
+            log = open(log_dir / f"{name}.log", "w")  # stdout and stderr: the final test line is kept
             print(f"start {name}: {' '.join(argv)}", flush=True)
-            running[subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env).pid] = \
+            running[subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True, env=env).pid] = \
                 (name, time.time(), log)
         pid, status, usage = os.wait4(-1, 0)
         if pid not in running:
@@ -57,7 +58,7 @@ def _convzoo(*words: str) -> list[str]:
 def search_stage(args) -> None:
     commands = []
     for seed in args.seeds:
-        for strategy in ("controller", "random"):
+        for strategy in args.strategies:
             out = args.out / f"search-{strategy}-{seed}"
             commands.append((out.name, _convzoo(
                 "search", "--data", args.data, "--strategy", strategy, "--seed", str(seed), "--cells", str(args.cells),
@@ -101,13 +102,14 @@ def train_stage(args) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(genotype_of(actions, 5).to_json())
         cells[f"uniform-{k}"] = path
-    commands = [(f"train-{name}", _convzoo(
+    commands = [(f"train-{name}-s{seed}", _convzoo(
         "train", "--model", "nasnet", "--genotype", str(path), "--model-option", f"num_cells={args.cells}",
         "--model-option", f"filters={args.filters}", "--model-option", "stem=cifar", "--data", args.data,
         "--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "3e-4", "--epochs", str(args.train_epochs),
-        "--max-minutes", str(args.train_minutes), "--clock", "cpu", "--threads", "1", "--seed", "0", "--no-progress",
-        "--out", str(args.out / f"train-{name}"), *(["--image-size", str(args.image_size)] if args.image_size else [])))
-        for name, path in cells.items()]
+        "--max-minutes", str(args.train_minutes), "--clock", "cpu", "--threads", "1", "--seed", str(seed),
+        "--no-progress", "--out", str(args.out / f"train-{name}-s{seed}"),
+        *(["--image-size", str(args.image_size)] if args.image_size else [])))
+        for seed in args.child_seeds for name, path in cells.items()]
     _save(args.out / "train_runs.json", run_all(commands, args.jobs, args.out / "logs"))
 
 
@@ -122,7 +124,7 @@ def score_stage(args) -> None:
 
     torch.set_num_threads(1)
     for run in sorted(args.out.glob("train-*")):
-        finished = _test_accuracy(args.out / "logs" / f"{run.name}.log") is not None
+        finished = _test_accuracy(args.out / "logs" / f"{run.name}.log", run) is not None
         if finished or not (run / "last.safetensors").is_file():
             continue
         config, task, info, model = load_run(run, checkpoint="last")
@@ -141,7 +143,13 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def _test_accuracy(log: Path) -> float | None:
+def _test_accuracy(log: Path, run: Path | None = None) -> float | None:
+    """The child's test accuracy: from its run folder's ``results.json``, else from the last line of its log."""
+    results = run / "results.json" if run is not None else None
+    if results is not None and results.is_file():
+        value = json.loads(results.read_text())["metrics"].get("test:accuracy")
+        if value is not None:
+            return float(value)
     found = re.findall(r"test:accuracy=([0-9.]+)", log.read_text()) if log.is_file() else []
     return float(found[-1]) if found else None
 
@@ -178,7 +186,7 @@ def report_stage(args) -> None:
     fig.savefig(args.docs / "rewards.png", dpi=110)
     plt.close(fig)
     for name in sorted(trains):
-        accuracy = _test_accuracy(args.out / "logs" / f"{name}.log")
+        accuracy = _test_accuracy(args.out / "logs" / f"{name}.log", args.out / name)
         records = _metrics(args.out / name)
         row = {"test_accuracy": accuracy, "test_images": "all", "steps": records[-1]["step"] if records else None,
                "cpu_s": trains[name]["cpu_s"]}
@@ -186,16 +194,18 @@ def report_stage(args) -> None:
         if accuracy is None and score.is_file():
             saved = json.loads(score.read_text())
             row.update(test_accuracy=saved["test_accuracy"], test_images=saved["images"], steps=saved["steps"])
+        row["dev_accuracy"] = records[-1].get("dev:accuracy") if records else None
         results["trained"][name.removeprefix("train-")] = row
+    results["cells"] = _per_cell(results["trained"])
     fig, ax = plt.subplots(figsize=(6, 3))
-    for name, row in results["trained"].items():
-        if row["test_accuracy"] is None:
-            continue
-        kind = name.split("-")[0]
+    colors = {"uniform": "0.5", "random": "tab:orange", "controller": "tab:blue"}
+    for cell, summary in results["cells"].items():
+        kind = cell.split("-")[0]
         y = {"uniform": 0, "random": 1, "controller": 2}[kind]
-        ax.scatter(row["test_accuracy"], y, color={"uniform": "0.5", "random": "tab:orange",
-                                                   "controller": "tab:blue"}[kind], s=40)
-        ax.annotate(name, (row["test_accuracy"], y), fontsize=6, textcoords="offset points", xytext=(0, 6))
+        ax.scatter(summary["test_accuracy"], [y] * len(summary["test_accuracy"]), color=colors[kind], s=14,
+                   alpha=0.5)
+        ax.errorbar(summary["mean"], y, xerr=summary["std"], fmt="o", color=colors[kind], ms=7, capsize=3)
+        ax.annotate(cell, (summary["mean"], y), fontsize=6, textcoords="offset points", xytext=(0, 7))
     ax.set_yticks([0, 1, 2], ["uniform random cells", "random search's best", "controller's best"])
     ax.set_ylim(-0.7, 2.7)
     ax.set_xlabel("test accuracy after training from scratch (the same recipe)")
@@ -204,6 +214,20 @@ def report_stage(args) -> None:
     plt.close(fig)
     _save(args.docs / "results.json", results)
     print(json.dumps(results, indent=1))
+
+
+def _per_cell(trained: dict[str, dict]) -> dict[str, dict]:
+    """{cell: {"test_accuracy": [one per child seed], "mean", "std" (sample, 0 for one seed)}} from runs named
+    ``CELL-sSEED``; runs without a test figure are left out."""
+    import statistics
+
+    grouped: dict[str, list[float]] = {}
+    for name, row in trained.items():
+        if row["test_accuracy"] is not None:
+            grouped.setdefault(re.sub(r"-s\d+$", "", name), []).append(row["test_accuracy"])
+    return {cell: {"test_accuracy": values, "mean": statistics.fmean(values),
+                   "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+            for cell, values in sorted(grouped.items())}
 
 
 def _save(path: Path, value) -> None:
@@ -229,6 +253,10 @@ def main() -> None:
                    help="train stage: epochs of each child (the cosine schedule's length; --train-minutes caps it)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--random-cells", type=int, default=5)
+    p.add_argument("--strategies", nargs="+", choices=("controller", "random"), default=["controller", "random"],
+                   help="search stage: the strategies searched per seed")
+    p.add_argument("--child-seeds", type=int, nargs="+", default=[0],
+                   help="train stage: each cell is trained from scratch once per seed")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/nas-proxy"))
     p.add_argument("--docs", type=Path, default=Path("docs/nas"))

@@ -74,6 +74,9 @@ def test_interrupt_saves_and_resume_mid_epoch_is_bit_exact(task_config, tmp_path
     cut = [json.loads(r) for r in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in cut] == [1, 2] and [r["loss"] for r in cut] == [r["loss"] for r in full]
     assert resumed["steps"] == full[-1]["step"]
+    outcome = json.loads((tmp_path / "cut" / "results.json").read_text())  # the run's outcome, in its folder
+    assert outcome["steps"] == resumed["steps"] and outcome["epochs"] == resumed["epochs"]
+    assert outcome["metrics"] and outcome["metrics"] == {k: resumed[k] for k in outcome["metrics"]}
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(task_config, tmp_path):

@@ -53,6 +53,7 @@ from convzoo.train.logging import RunLogger, epoch_line, plot_curves, read_metri
 from convzoo.train.optim import budget_learning_rate, build_optimizer, param_groups
 from convzoo.train.run import task_of
 from convzoo.train.runfolder import check_new_run, claim_run_folder
+from convzoo.weights.files import atomic_write
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 HEARTBEAT_SECONDS = 30.0
@@ -330,10 +331,20 @@ def _fit(config: TrainConfig, task: Task, context, device: torch.device, callbac
         shown = {k: v for k, v in metrics.items() if k.startswith("test:")} or \
             {k: v for k, v in metrics.items() if k.startswith("dev:")}
         best = f"best {score}={state.best:.4f} at epoch {state.best_epoch}" if state.best_epoch else "no dev score"
+        _write_results(run_dir, metrics, state, score)
         print(" ".join(f"{k}={v:.4f}" for k, v in task.headline(shown).items()) + f" ({best}; {run_dir})", flush=True)
     logger.close()
     return {**metrics, "epochs": state.epoch, "steps": state.step, "seconds": time.perf_counter() - started,
             "run_dir": str(run_dir)}
+
+
+def _write_results(run_dir: Path, metrics: dict, state: TrainState, score: str) -> None:
+    """``RUN/results.json``: the last epoch's dev and the test figures, where training stopped and the best epoch,
+    so that a script reads a run's outcome from its folder (written atomically, replaced on ``--resume``)."""
+    record = {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+              "epochs": state.epoch, "steps": state.step, "out_of_time": bool(state.out_of_time),
+              "score": score, "best": state.best if state.best_epoch else None, "best_epoch": state.best_epoch}
+    atomic_write(run_dir / "results.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
 
 
 def _check_finite(model: torch.nn.Module, metrics: dict[str, float], score: str, epoch: int) -> None:
