@@ -7,6 +7,7 @@ they check that each experiment runs end to end and writes its figures, not what
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -123,3 +124,28 @@ def test_batchnorm_experiment_models():
     with pytest.raises(ValueError, match="activation"):
         from convzoo.models.resnet_cifar import CifarResNet
         CifarResNet(20, activation="tanh")
+
+
+def test_an_interrupted_run_is_resumed_and_one_without_a_checkpoint_retrained(tmp_path):
+    from convzoo.experiments.runner import Context
+    from convzoo.experiments.runner import train as experiment_train
+
+    ctx = Context("transfer", size="quick", out=tmp_path)
+    config = TrainConfig(epochs=2, progress=False, artifacts=False, batch_size=16,
+                         classification=ClassificationOptions(classes=[0, 1], train_fraction=0.3, eval_fraction=0.3))
+    whole = experiment_train(ctx, "whole", config)
+
+    def ctrl_c_in_the_second_epoch(state, model):
+        if state.epoch == 1 and state.batch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C saves `last`; the experiment's record is never written
+        fit(dataclasses.replace(config, out=str(tmp_path / "runs" / "cut")), callbacks=[ctrl_c_in_the_second_epoch])
+    cut = experiment_train(ctx, "cut", config)
+    assert cut["resumed"] and not whole["resumed"]
+    assert cut["final"]["test:accuracy"] == whole["final"]["test:accuracy"]  # the resume is bit for bit
+    assert [r["loss"] for r in cut["curves"]] == [r["loss"] for r in whole["curves"]]
+    (tmp_path / "runs" / "early").mkdir()
+    (tmp_path / "runs" / "early" / "config.json").write_text("{}")  # stopped before any checkpoint
+    early = experiment_train(ctx, "early", config)
+    assert not early["resumed"] and early["final"]["test:accuracy"] == whole["final"]["test:accuracy"]

@@ -8,8 +8,9 @@
     write_result(ctx, {"runs": [...], "summary": {...}}, figure)   # ctx.out/NAME.json and ctx.out/NAME.png
 
 Every run trains with ``convzoo.train.fit`` (the one engine) in its own folder ``ctx.out/runs/LABEL``. A run whose
-folder already holds ``record.json`` is read back instead of trained again, so an interrupted experiment continues
-where it stopped (delete the folder to measure again). A run that another process is training (its folder's lock
+folder already holds ``record.json`` is read back instead of trained again, and one stopped mid-training (Ctrl-C,
+a crash) is resumed from its ``last`` checkpoint, so an interrupted experiment continues where it stopped (delete
+the folder to measure again). A run that another process is training (its folder's lock
 is held) is waited for, so two processes of one experiment on one ``out``, one of them with ``reverse`` (the runs
 in reverse order), share its work. A run that diverges (``NonFiniteLossError``) is recorded as
 ``diverged`` with the epochs it finished: that is a result, not a failure.
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ import torch
 
 from convzoo import __version__
 from convzoo.train import NonFiniteLossError, TrainConfig, fit, load_run
+from convzoo.train.checkpoint import has_checkpoint
 from convzoo.train.runfolder import LOCK, RunFolderError
 
 SIZES = ("quick", "medium", "full")
@@ -127,10 +130,12 @@ def train(ctx: Context, label: str, config: TrainConfig) -> dict:
         return json.loads(saved.read_text())
     config = dataclasses.replace(config, out=str(run_dir), threads=ctx.threads, progress=False,
                                  device=ctx.device or config.device, artifacts=not ctx.quick)
+    resumed = _interrupted(run_dir)
     wall, cpu = time.perf_counter(), time.process_time()
     diverged = None
     try:
-        final = fit(config)
+        final = fit(TrainConfig(resume=str(run_dir), threads=ctx.threads, progress=False,
+                                device=config.device) if resumed else config)
     except NonFiniteLossError as error:
         final, diverged = {}, str(error)
     except RunFolderError:  # another process took the folder a moment before this one
@@ -142,10 +147,23 @@ def train(ctx: Context, label: str, config: TrainConfig) -> dict:
         if (run_dir / "metrics.jsonl").is_file() else []
     record = {"label": label, "seed": config.seed, "config": config.to_dict(), "run_dir": str(run_dir),
               "final": {k: v for k, v in final.items() if k != "run_dir"}, "curves": curves,
-              "diverged": diverged, "wall_seconds": wall, "cpu_seconds": cpu}
+              "diverged": diverged, "wall_seconds": wall, "cpu_seconds": cpu, "resumed": resumed}
     saved.write_text(json.dumps(record, indent=1) + "\n")
     print(f"experiment {ctx.name}: {label}: {_short(record)} ({cpu:.0f} CPU s)", file=sys.stderr)
     return record
+
+
+def _interrupted(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run stopped before its record was written (Ctrl-C, a crash): one with a ``last``
+    checkpoint is continued from it (its CPU and wall seconds then count the continuation only); one that stopped
+    before its first checkpoint is removed and trained again."""
+    if not (run_dir / "config.json").is_file():
+        return False
+    if has_checkpoint(run_dir, "last"):
+        return True
+    print(f"experiment: {run_dir} stopped before its first checkpoint: training it again", file=sys.stderr)
+    shutil.rmtree(run_dir)
+    return False
 
 
 def _finished_elsewhere(run_dir: Path, saved: Path) -> bool:

@@ -160,6 +160,11 @@ def _current(folder: Path, name: str) -> tuple[Path, Path]:
     return weights, state
 
 
+def has_checkpoint(folder: str | Path, name: str) -> bool:
+    """Whether ``folder`` holds a complete checkpoint ``name`` (a committed save counts before it is finished)."""
+    return all(path.is_file() for path in _current(Path(folder), name))
+
+
 def load_checkpoint(folder: str | Path, name: str, model: nn.Module | None = None,
                     map_location: str | torch.device = "cpu") -> dict:
     """Load checkpoint ``name`` of ``folder``: the weights into ``model`` (strictly, if given); return the state.
