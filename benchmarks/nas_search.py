@@ -197,11 +197,19 @@ def report_stage(args) -> None:
         row["dev_accuracy"] = records[-1].get("dev:accuracy") if records else None
         results["trained"][name.removeprefix("train-")] = row
     results["cells"] = _per_cell(results["trained"])
+    ranked = sorted(results["cells"], key=lambda c: -results["cells"][c]["mean"])
+    uniform = [results["cells"][c]["mean"] for c in ranked if c.startswith("uniform-")]
+    results["ranking"] = {cell: {"rank": ranked.index(cell) + 1, "of": len(ranked),
+                                 "beats_uniform": sum(results["cells"][cell]["mean"] > u for u in uniform),
+                                 "uniform": len(uniform)} for cell in ranked}
     fig, ax = plt.subplots(figsize=(6, 3))
     colors = {"uniform": "0.5", "random": "tab:orange", "controller": "tab:blue"}
+    seen: dict[str, int] = {}
     for cell, summary in results["cells"].items():
         kind = cell.split("-")[0]
-        y = {"uniform": 0, "random": 1, "controller": 2}[kind]
+        seen[kind] = seen.get(kind, -1) + 1
+        y = {"uniform": 0, "random": 1, "controller": 2}[kind] + 0.12 * (seen[kind] - 2 if kind == "uniform" else
+                                                                         seen[kind] - 0.5)  # a row per cell
         ax.scatter(summary["test_accuracy"], [y] * len(summary["test_accuracy"]), color=colors[kind], s=14,
                    alpha=0.5)
         ax.errorbar(summary["mean"], y, xerr=summary["std"], fmt="o", color=colors[kind], ms=7, capsize=3)
