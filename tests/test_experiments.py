@@ -25,7 +25,7 @@ from convzoo.train import TrainConfig, fit
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_quick_experiment_writes_its_figures(name, tmp_path, capsys):
-    seeds = ["--seeds", "2"] if name == "label_smoothing" else []
+    seeds = ["--seeds", "2"] if name in ("label_smoothing", "batchnorm") else []
     assert main(["experiment", name, "--quick", "--out", str(tmp_path), *seeds]) == 0
     result = json.loads((tmp_path / f"{name}.json").read_text())
     assert (tmp_path / f"{name}.png").stat().st_size > 1000
@@ -40,6 +40,9 @@ def test_quick_experiment_writes_its_figures(name, tmp_path, capsys):
     if name == "label_smoothing":
         assert {r["config"]["classification"]["label_smoothing"] for r in result["runs"]} == {0.0, 0.1}
         assert result["summary"]["0.1"]["ece"]["n"] == 2
+    if name == "batchnorm":  # the whole protocol at every seed: the sweep, then each BN variant at the best rate
+        assert sorted(r["seed"] for r in result["runs"]) == [0] * 6 + [1] * 6
+        assert all(len(row["steps_to_target"]) == 2 for row in result["table"].values())
 
 
 def test_a_finished_run_is_read_back_not_trained_again(tmp_path, capsys):

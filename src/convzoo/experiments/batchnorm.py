@@ -18,12 +18,13 @@ digits, 1 epoch, two learning rates (a smoke test).
 
 from __future__ import annotations
 
-from convzoo.experiments.runner import Context, curve, figure, train, write_result
+from convzoo.experiments.runner import Context, curve, figure, mean_std, train, write_result
 from convzoo.options import ClassificationOptions
 from convzoo.train import TrainConfig
 
 LEARNING_RATES = (0.003, 0.01, 0.03)
 DEFAULT_SEEDS = 1
+LINES = ("-", "--", ":", "-.")  # one line style per seed
 
 
 def steps_to(record: dict, target: float) -> int | None:
@@ -31,52 +32,80 @@ def steps_to(record: dict, target: float) -> int | None:
     return next((r["step"] for r in record["curves"] if r.get("dev:accuracy", -1) >= target), None)
 
 
+def _best_dev(record: dict) -> float | None:
+    return max((c["dev:accuracy"] for c in record["curves"] if "dev:accuracy" in c), default=None)
+
+
+def _row(records: list[dict], target: float) -> dict:
+    """One variant over the seeds: its lr, steps to ``target`` per seed (None: never), best dev and test accuracy
+    as mean +- std (``mean_std``)."""
+    steps = [steps_to(r, target) for r in records]
+    return {"lr": records[0]["lr"], "steps_to_target": steps, "reached": sum(s is not None for s in steps),
+            "steps_reached": mean_std([s for s in steps if s is not None]),
+            "diverged": [bool(r["diverged"]) for r in records],
+            "max_dev_accuracy": mean_std([v for v in map(_best_dev, records) if v is not None]),
+            "test_accuracy": mean_std([r["final"].get("test:accuracy", float("nan")) for r in records])}
+
+
+def _steps_text(row: dict) -> str:
+    """``45 +- 21`` over the seeds that reached the target, ``never``, and how many did when not all."""
+    seeds, reached = len(row["steps_to_target"]), row["steps_reached"]
+    text = f"{reached['mean']:.0f} +- {reached['std']:.0f}" if row["reached"] else "never"
+    return text + (f" ({row['reached']} of {seeds} seeds)" if 0 < row["reached"] < seeds else "")
+
+
 def run(ctx: Context) -> dict:
     data = "digits" if ctx.quick else ctx.cifar10()
     options = ClassificationOptions(train_fraction=ctx.pick(0.05, 1 / 45, 1.0), eval_fraction=ctx.pick(0.2, 0.1, 1.0))
-    seed = ctx.seeds[0]
 
-    def config(model: str, lr: float) -> TrainConfig:
+    def config(model: str, lr: float, seed: int) -> TrainConfig:
         return TrainConfig(model=model, data=data, epochs=ctx.pick(1, 8, 30), batch_size=64, optimizer="sgd", lr=lr,
                            momentum=0.9, nesterov=False, schedule="constant", weight_decay=0.0, seed=seed,
                            image_size=ctx.pick(None, 16, None), classification=options)
 
+    def label(name: str, lr: float, seed: int) -> str:  # seed 0 keeps the name runs had before seeds were added
+        return f"{name}-lr{lr:g}" + (f"-seed{seed}" if seed else "")
+
+    # the sweep without BN at every seed; the best rate is the one with the highest final dev accuracy on average
     rates = ctx.pick(LEARNING_RATES[1:], LEARNING_RATES, LEARNING_RATES)
-    sweep = ctx.ordered([{**train(ctx, f"nobn-lr{lr:g}", config("plain20_nobn", lr)), "variant": "without BN",
-                          "lr": lr} for lr in ctx.ordered(rates)])
-    finished = [r for r in sweep if not r["diverged"]]
+    sweep = [{**train(ctx, label("nobn", lr, seed), config("plain20_nobn", lr, seed)), "variant": "without BN",
+              "lr": lr} for seed, lr in ctx.ordered((seed, lr) for seed in ctx.seeds for lr in rates)]
+    finished = [lr for lr in rates if not any(r["diverged"] for r in sweep if r["lr"] == lr)]
     if not finished:
         raise ValueError(f"every run without BN diverged at learning rates {list(rates)}: lower LEARNING_RATES")
-    best = max(finished, key=lambda r: r["curves"][-1]["dev:accuracy"])
-    base, target = best["lr"], max(r["dev:accuracy"] for r in best["curves"] if "dev:accuracy" in r)
+    base = max(finished, key=lambda lr: mean_std([r["curves"][-1]["dev:accuracy"] for r in sweep
+                                                  if r["lr"] == lr])["mean"])
+    best = sorted((r for r in sweep if r["lr"] == base), key=lambda r: r["seed"])
+    target = mean_std([_best_dev(r) for r in best])["mean"]  # the best dev accuracy without BN, over the seeds
     variants = [("BN-x1", "plain20", 1), ("BN-x5", "plain20", 5), ("BN-x30", "plain20", 30),
                 ("BN-x5-sigmoid", "plain20_sigmoid", 5)]
-    runs = [best] + ctx.ordered([{**train(ctx, f"{name}-lr{base * factor:g}", config(model, base * factor)),
-                                  "variant": name, "lr": base * factor}
-                                 for name, model, factor in ctx.ordered(variants)])
-    table = {r["variant"]: {"lr": r["lr"], "steps_to_target": steps_to(r, target), "diverged": bool(r["diverged"]),
-                            "max_dev_accuracy": max((c["dev:accuracy"] for c in r["curves"] if "dev:accuracy" in c),
-                                                    default=None),
-                            "test_accuracy": r["final"].get("test:accuracy")} for r in runs}
-    base_steps = table["without BN"]["steps_to_target"]
-    faster = [name for name, row in table.items() if name != "without BN" and row["steps_to_target"] is not None
-              and row["steps_to_target"] < base_steps]
-    verdict = (f"target {target:.4f} (best dev accuracy without BN, lr {base:g}) reached in steps: "
-               + ", ".join(f"{name} {row['steps_to_target'] if row['steps_to_target'] is not None else 'never'}"
-                           for name, row in table.items())
-               + f"; BN reaches it in fewer steps: {'yes (' + ', '.join(faster) + ')' if faster else 'no'}")
+    trained = [{**train(ctx, label(name, base * factor, seed), config(model, base * factor, seed)),
+                "variant": name, "lr": base * factor}
+               for seed, name, model, factor in ctx.ordered((seed, *v) for seed in ctx.seeds for v in variants)]
+    runs = best + sorted(trained, key=lambda r: r["seed"])
+    table = {name: _row([r for r in runs if r["variant"] == name], target)
+             for name in ["without BN"] + [v[0] for v in variants]}
+    without = table["without BN"]["steps_to_target"]
+    faster = [name for name, row in table.items() if name != "without BN" and all(  # never counts as infinite
+        mine is not None and (theirs is None or mine < theirs) for mine, theirs in zip(row["steps_to_target"],
+                                                                                       without))]
+    verdict = (f"target {target:.4f} (best dev accuracy without BN at lr {base:g}, mean over {len(ctx.seeds)} "
+               f"seed{'s' if len(ctx.seeds) > 1 else ''}) reached in steps: "
+               + ", ".join(f"{name} {_steps_text(row)}" for name, row in table.items())
+               + "; BN reaches it in fewer steps at every seed: " + (f"yes ({', '.join(faster)})" if faster else "no"))
     fig, axes = figure(2)
     for r in sweep:
         steps, accuracy = curve(r, "dev:accuracy")
-        axes[0].plot(steps, accuracy, marker=".", label=f"without BN, lr {r['lr']:g}" + (" (diverged)" if
-                                                                                          r["diverged"] else ""))
+        axes[0].plot(steps, accuracy, marker=".", ls=LINES[r["seed"] % len(LINES)],
+                     label=f"without BN, lr {r['lr']:g}, seed {r['seed']}" + (" (diverged)" if r["diverged"] else ""))
     axes[0].set(xlabel="step", ylabel="dev accuracy", title="learning rates without BN")
     for r in runs:
         steps, accuracy = curve(r, "dev:accuracy")
-        axes[1].plot(steps, accuracy, marker=".", label=f"{r['variant']} (lr {r['lr']:g})")
+        axes[1].plot(steps, accuracy, marker=".", ls=LINES[r["seed"] % len(LINES)],
+                     label=f"{r['variant']} (lr {r['lr']:g}, seed {r['seed']})")
     axes[1].axhline(target, color="gray", ls=":", label=f"target {target:.3f}")
     axes[1].set(xlabel="step", ylabel="dev accuracy", title="Figure 2: dev accuracy over steps")
     for ax in axes:
         ax.legend(fontsize=8)
-    return write_result(ctx, {"runs": sweep + runs[1:], "best_lr": base, "target": target, "table": table,
+    return write_result(ctx, {"runs": sweep + trained, "best_lr": base, "target": target, "table": table,
                               "holds": bool(faster), "verdict": verdict}, fig)
