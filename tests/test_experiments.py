@@ -17,7 +17,7 @@ from convzoo.cli import main
 from convzoo.data.datasets import TensorImageDataset, select_subset
 from convzoo.experiments import EXPERIMENTS, run_experiment
 from convzoo.experiments.calibration import expected_calibration_error, reliability
-from convzoo.experiments.runner import mean_std
+from convzoo.experiments.runner import difference, mean_std
 from convzoo.options import ClassificationOptions
 from convzoo.registry import create_model
 from convzoo.train import TrainConfig, fit
@@ -78,6 +78,11 @@ def test_mean_std_is_the_sample_spread():
     stats = mean_std([1.0, 2.0, 3.0])
     assert stats["mean"] == 2.0 and stats["std"] == pytest.approx(1.0) and stats["n"] == 3
     assert mean_std([5.0])["std"] == 0.0
+    # a difference is judged against the larger of the two spreads, and not at all with one seed
+    assert difference(mean_std([0.9, 0.92]), mean_std([0.8, 0.81])) == \
+        "difference +0.1050, larger than the seeds' std 0.0141"
+    assert "not larger" in difference(mean_std([0.9, 0.95]), mean_std([0.89, 0.9]))
+    assert difference(mean_std([0.9]), mean_std([0.8])).endswith("one seed: no spread to compare with")
 
 
 def test_select_subset_relabels_and_keeps_a_fraction_per_class():

@@ -14,7 +14,7 @@ training images, 3 epochs, a fifth of dev/test; quick: 2% of the digits upscaled
 
 from __future__ import annotations
 
-from convzoo.experiments.runner import Context, curve, figure, mean_std, pm, train, write_result
+from convzoo.experiments.runner import Context, curve, difference, figure, mean_std, pm, train, write_result
 from convzoo.options import ClassificationOptions
 from convzoo.train import TrainConfig
 
@@ -35,10 +35,7 @@ def run(ctx: Context) -> dict:
     summary = {f"{w:g}": {"test_accuracy": mean_std([r["final"]["test:accuracy"] for r in runs
                                                      if r["aux_weight"] == w and not r["diverged"]])} for w in WEIGHTS}
     on, off = summary["0.3"]["test_accuracy"], summary["0"]["test_accuracy"]
-    gain = on["mean"] - off["mean"]
-    verdict = (f"test accuracy with aux heads (0.3) {pm(on)} vs without {pm(off)}: difference {gain:+.4f}, "
-               + (f"{'larger' if abs(gain) > max(on['std'], off['std']) else 'not larger'} than the seeds' std"
-                if min(on["n"], off["n"]) > 1 else "one seed: no spread to compare with"))
+    verdict = f"test accuracy with aux heads (0.3) {pm(on)} vs without {pm(off)}: {difference(on, off)}"
     fig, axes = figure(2)
     for r in runs:
         label = f"aux {r['aux_weight']:g} (seed {r['seed']})"
@@ -48,4 +45,5 @@ def run(ctx: Context) -> dict:
     for ax, title in zip(axes, ("training accuracy (main head)", "dev accuracy")):
         ax.set(xlabel="step", ylabel="accuracy", title=title)
         ax.legend(fontsize=8)
-    return write_result(ctx, {"runs": runs, "summary": summary, "holds": gain > 0, "verdict": verdict}, fig)
+    holds = on["mean"] > off["mean"]
+    return write_result(ctx, {"runs": runs, "summary": summary, "holds": holds, "verdict": verdict}, fig)

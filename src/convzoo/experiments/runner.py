@@ -221,6 +221,17 @@ def pm(stats: dict, digits: int = 4) -> str:
     return f"{stats['mean']:.{digits}f} +- {stats['std']:.{digits}f} (n={stats['n']})"
 
 
+def difference(a: dict, b: dict) -> str:
+    """``difference +0.0020, larger than the seeds' std 0.0014`` of two ``mean_std`` results (mean of ``a`` less
+    mean of ``b``), against the larger of their sample standard deviations; with one seed there is no spread."""
+    gain = a["mean"] - b["mean"]
+    if min(a["n"], b["n"]) < 2:
+        return f"difference {gain:+.4f}, one seed: no spread to compare with"
+    spread = max(a["std"], b["std"])
+    larger = "larger" if abs(gain) > spread else "not larger"
+    return f"difference {gain:+.4f}, {larger} than the seeds' std {spread:.4f}"
+
+
 def curve(record: dict, key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of one metric over a run's epochs (epochs without it are skipped)."""
     points = [(r["step"], r[key]) for r in record["curves"] if key in r]

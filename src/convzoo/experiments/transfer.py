@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convzoo.experiments.runner import Context, figure, mean_std, pm, train, write_result
+from convzoo.experiments.runner import Context, difference, figure, mean_std, pm, train, write_result
 from convzoo.options import DEFAULT_MODEL, ClassificationOptions
 from convzoo.train import TrainConfig, load_run
 
@@ -81,7 +81,9 @@ def run(ctx: Context) -> dict:
     best = max(("frozen", "finetune"), key=lambda m: summary[m][fewest]["mean"])
     holds = summary[best][fewest]["mean"] > summary["scratch"][fewest]["mean"]
     verdict = "; ".join(f"{f:g} of the labels: " + ", ".join(f"{m} {pm(summary[m][f'{f:g}'])}" for m in METHODS)
-                        for f in FRACTIONS) + f". Transfer beats scratch at {fewest}: {'yes' if holds else 'no'}"
+                        for f in FRACTIONS)
+    verdict += (f". Transfer ({best}) beats scratch at {fewest}: {'yes' if holds else 'no'} "
+                f"({difference(summary[best][fewest], summary['scratch'][fewest])})")
     fig, axes = figure(1, width=6)
     for method in METHODS:
         means = [summary[method][f"{f:g}"]["mean"] for f in FRACTIONS]
