@@ -31,11 +31,9 @@ CLASSIFIERS = [
     ("vgg11_bn", {}, (3, 64, 64), (3, 96, 80)),
     ("vgg11_lrn", {}, (3, 64, 64), (3, 80, 64)),
     ("googlenet", {}, (3, 96, 96), (3, 128, 112)),
-    # BN-Inception's stride-2 pools pad as TF "same": the padding follows the input size (it was fixed to the
-    # traced example's, and ONNX Runtime's logits differed by up to 4.6 at the second size)
-    pytest.param("bn_inception", {}, (3, 96, 96), (3, 112, 127), marks=pytest.mark.xfail(
-        reason="the cause (TF-same padding fixed at the traced size) is fixed and tested layer by layer below; this "
-        "whole-model check was not re-run after the fix (2026-12-02)", strict=False)),
+    # BN-Inception's stride-2 pools pad as TF "same": the padding must follow the input size (it was fixed to the
+    # traced example's, and ONNX Runtime's logits differed by up to 4.6 at the second size; fixed 2026-12-02)
+    ("bn_inception", {}, (3, 96, 96), (3, 112, 127)),
     ("inception_v3", {}, (3, 107, 107), (3, 139, 123)),
     # measured 2026-12-01: torch.export with a dynamic size fails in sympy while solving a guard
     # ("2*((x/4)//8) - 2 >= 0 cannot be solved", NotImplementedError)
