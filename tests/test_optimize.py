@@ -83,7 +83,7 @@ def test_predict_fast_equals_predict(tmp_path, one_thread) -> None:
     Image.fromarray(load_data("digits").test.images[0, 0].numpy()).save(tmp_path / "digit.png")
     results = []
     onnx = [["--fast", "onnxruntime"]] if _has("onnxruntime") and _has("onnx") else []
-    for fast in ([], ["--fast"], *onnx):
+    for fast in ([], ["--fast"], ["--fast", "auto"], *onnx):
         predicted = build_parser().parse_args(["predict", str(run_dir), str(tmp_path / "digit.png"), "--top", "3",
                                                *fast])
         results.append(predicted.func(predicted)[str(tmp_path / "digit.png")])
@@ -100,10 +100,29 @@ def _has(module: str) -> bool:
 
 
 def test_optimize_refuses_an_unknown_backend_and_a_detector_in_onnxruntime() -> None:
-    with pytest.raises(ValueError, match="backend 'tvm'; expected one of torch, onnxruntime"):
+    with pytest.raises(ValueError, match="backend 'tvm'; expected one of torch, onnxruntime, auto"):
         optimize(create_model("resnet20", num_classes=10), backend="tvm")
     with pytest.raises(ValueError, match="runs classifiers"):
         optimize(tiny_detector("faster_rcnn_r50_fpn"), backend="onnxruntime")
+
+
+def test_optimize_auto_returns_the_fastest_candidate_and_its_timings(one_thread, monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # as without ONNX Runtime: the two torch forms compete
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    model = _random_statistics(create_model("resnet20", num_classes=10))
+    images = torch.randn(3, 3, 32, 32)
+    chosen = optimize(model, images[:1], backend="auto", trials=2)
+    assert set(chosen.timings) == {"torch", "torch-eager"} and all(t > 0 for t in chosen.timings.values())
+    assert chosen.backend == min(chosen.timings, key=chosen.timings.get)
+    with torch.no_grad():
+        torch.testing.assert_close(chosen(images), model(images), atol=1e-4, rtol=1e-4)
+    detector = optimize(tiny_detector("faster_rcnn_r50_fpn"), backend="auto")  # nothing to choose: torch
+    assert detector.backend == "torch" and detector.timings == {}
+    with pytest.raises(ValueError, match="trials must be a positive integer"):
+        optimize(model, images[:1], backend="auto", trials=0)
 
 
 @pytest.mark.slow

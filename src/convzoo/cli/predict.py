@@ -18,6 +18,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -44,10 +45,11 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations", metavar="COCO.json",
                    help="detection: take each image's id from this COCO file, by file name (default: the file stem "
                    "when it is a number, else the position)")
-    p.add_argument("--fast", nargs="?", const="torch", choices=("torch", "onnxruntime"),
+    p.add_argument("--fast", nargs="?", const="torch", choices=("torch", "onnxruntime", "auto"),
                    help="predict with convzoo.optimize(model): BatchNorm folded into the convolutions, channels_last "
                    "and, for a classifier on the CPU, a frozen TorchScript graph; --fast onnxruntime: a classifier "
-                   "exported and run by ONNX Runtime (pip install convzoo[export]) (default: the model as trained)")
+                   "exported and run by ONNX Runtime (pip install convzoo[export]); --fast auto: whichever of these "
+                   "runs one image fastest here, timed before predicting (default: the model as trained)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -82,6 +84,9 @@ def run(args: argparse.Namespace) -> dict:
         if device.type == "cpu" and classifier:
             example = torch.rand(1, *info["input_size"])
         model = optimize(model, example, backend=args.fast)
+        if args.fast == "auto" and model.timings:
+            timings = ", ".join(f"{name} {1000 * t:.1f} ms" for name, t in model.timings.items())
+            print(f"convzoo predict: --fast auto chose {model.backend} ({timings} an image)", file=sys.stderr)
     options = {"sentences": args.sentence} if args.sentence else {}
     return task.predict_files(model, info, args.inputs, device, out=Path(args.out), top=args.top,
                               draw_thresh=args.draw_thresh, annotations=args.annotations, **options)

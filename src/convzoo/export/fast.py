@@ -17,12 +17,20 @@ add + ReLU fusions and prepacked oneDNN weights. The model is copied; the origin
 batch at the example's image size (``convzoo.export``, through a temporary file) and run by an ONNX Runtime CPU
 session with all graph optimizations (which fold BatchNorm and fuse convolutions themselves) and torch's number
 of threads; the returned module takes and returns torch tensors (docs/deployment.md has the measured speeds).
+
+``backend="auto"`` (a classifier with an example): builds each candidate, the frozen graph (``"torch"``), the
+folded channels_last model without it (``"torch-eager"``: Inception-v3's pooling branches run slower frozen) and,
+when onnxruntime is installed, ``"onnxruntime"``; times each on the example (two warm-up calls, then the best of
+``trials`` wall-clock calls) and returns the fastest, with ``backend`` (its name) and ``timings`` (seconds a call,
+by name) set on it. Which one wins depends on the model, the batch and the machine: it is measured, not guessed.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -140,7 +148,7 @@ class ChannelsLast(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
 
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "auto")
 
 
 class OnnxRuntimeClassifier(nn.Module):
@@ -169,18 +177,60 @@ def _onnxruntime(model: nn.Module, example: torch.Tensor) -> OnnxRuntimeClassifi
         return OnnxRuntimeClassifier(session(path, threads=torch.get_num_threads()))
 
 
+def _seconds(module: nn.Module, example: torch.Tensor) -> float:
+    """Wall seconds of one call (a CUDA example: the queued kernels included)."""
+    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    module(example)
+    sync()
+    return time.perf_counter() - start
+
+
+def fastest(candidates: dict, example: torch.Tensor, trials: int = 3) -> nn.Module:
+    """The fastest of ``candidates`` (name -> a function building the module) on ``example``: two warm-up calls
+    (TorchScript optimizes on its first runs), then the best of ``trials`` timed calls each. The winner carries
+    ``backend`` (its name) and ``timings`` (name -> seconds a call)."""
+    built, timings = {}, {}
+    with torch.no_grad():
+        for name, build in candidates.items():
+            module = build()
+            for _ in range(2):
+                module(example)
+            timings[name] = min(_seconds(module, example) for _ in range(trials))
+            built[name] = module
+    name = min(timings, key=timings.get)
+    winner = built[name]
+    winner.backend, winner.timings = name, timings
+    return winner
+
+
 def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True,
-             backend: str = "torch") -> nn.Module:
+             backend: str = "torch", trials: int = 3) -> nn.Module:
     """A copy of ``model`` for inference (see module doc). ``example_inputs``: a Tensor (a classifier's batch) or a
     list of images (a detector); None: the model's default input. ``jit`` (classifiers only): trace + freeze +
-    optimize_for_inference, default True when ``example_inputs`` is given. ``backend``: "torch" or (classifiers)
-    "onnxruntime"."""
+    optimize_for_inference, default True when ``example_inputs`` is given. ``backend``: "torch", (classifiers)
+    "onnxruntime", or "auto": the fastest of those on the example, timed ``trials`` times each (a detector or no
+    example: "torch")."""
     from convzoo.export.api import is_detector
 
     if backend not in BACKENDS:
         raise ValueError(f"optimize: backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"optimize: trials must be a positive integer, got {trials!r}")
     model = copy.deepcopy(model).eval()
     detector = is_detector(model)
+    if backend == "auto":
+        if detector or not isinstance(example_inputs, torch.Tensor):  # nothing to choose from
+            chosen = optimize(model, example_inputs, jit=jit, channels_last=channels_last)
+            chosen.backend, chosen.timings = "torch", {}
+            return chosen
+        candidates = {"torch": lambda: optimize(model, example_inputs, jit=True, channels_last=channels_last),
+                      "torch-eager": lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last)}
+        if example_inputs.device.type == "cpu" and all(
+                importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript", "onnxruntime")):
+            candidates["onnxruntime"] = lambda: optimize(model, example_inputs, backend="onnxruntime")
+        return fastest(candidates, example_inputs, trials)
     if backend == "onnxruntime":
         if detector:
             raise ValueError("optimize: backend 'onnxruntime' runs classifiers; run a detector's ONNX file with "
