@@ -52,6 +52,16 @@ def test_a_finished_run_is_read_back_not_trained_again(tmp_path, capsys):
     assert [r["cpu_seconds"] for r in first["runs"]] == [r["cpu_seconds"] for r in second["runs"]]
 
 
+def test_reverse_trains_in_reverse_and_reports_in_the_forward_order(tmp_path, capsys):
+    main(["experiment", "aux_classifiers", "--quick", "--out", str(tmp_path), "--reverse"])
+    captured = capsys.readouterr()
+    trained = [line.split(":")[1].strip() for line in (captured.out + captured.err).splitlines()
+               if line.startswith("experiment aux_classifiers: ")]
+    assert trained[:2] == ["aux0-seed0", "aux0.3-seed0"]  # the last run first
+    result = json.loads((tmp_path / "aux_classifiers.json").read_text())
+    assert [r["label"] for r in result["runs"]] == ["aux0.3-seed0", "aux0-seed0"]
+
+
 def test_unknown_experiment_and_bad_seeds_are_one_line_errors(capsys):
     with pytest.raises(SystemExit):
         main(["experiment", "resnet"])

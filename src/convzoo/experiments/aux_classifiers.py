@@ -25,13 +25,13 @@ DEFAULT_SEEDS = 1
 def run(ctx: Context) -> dict:
     data = "digits" if ctx.quick else ctx.cifar10()
     runs = []
-    for weight in WEIGHTS:
-        for seed in ctx.seeds:
-            options = ClassificationOptions(aux_weight=weight, train_fraction=ctx.pick(0.02, 0.1, 1.0),
-                                            eval_fraction=ctx.pick(0.05, 0.2, 1.0))
-            config = TrainConfig(model="googlenet", data=data, epochs=ctx.pick(1, 3, 30), batch_size=ctx.pick(16, 64,
-                                 64), optimizer="adamw", lr=1e-3, seed=seed, image_size=32, classification=options)
-            runs.append({**train(ctx, f"aux{weight:g}-seed{seed}", config), "aux_weight": weight})
+    for weight, seed in ctx.ordered((weight, seed) for weight in WEIGHTS for seed in ctx.seeds):
+        options = ClassificationOptions(aux_weight=weight, train_fraction=ctx.pick(0.02, 0.1, 1.0),
+                                        eval_fraction=ctx.pick(0.05, 0.2, 1.0))
+        config = TrainConfig(model="googlenet", data=data, epochs=ctx.pick(1, 3, 30), batch_size=ctx.pick(16, 64,
+                             64), optimizer="adamw", lr=1e-3, seed=seed, image_size=32, classification=options)
+        runs.append({**train(ctx, f"aux{weight:g}-seed{seed}", config), "aux_weight": weight})
+    runs = ctx.ordered(runs)  # --reverse: back in the order of a forward run
     summary = {f"{w:g}": {"test_accuracy": mean_std([r["final"]["test:accuracy"] for r in runs
                                                      if r["aux_weight"] == w and not r["diverged"]])} for w in WEIGHTS}
     on, off = summary["0.3"]["test_accuracy"], summary["0"]["test_accuracy"]

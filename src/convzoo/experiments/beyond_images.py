@@ -123,13 +123,13 @@ def _short(model: str) -> str:
 
 def run(ctx: Context) -> dict:
     runs = []
-    for task, data_of, models, recipe in TASKS:
+    for task, data_of, models, recipe in ctx.ordered(TASKS):
         data = data_of(ctx)
-        for model in models:
-            for seed in ctx.seeds:
-                config = _config(ctx, recipe, model, data, seed)
-                label = f"{task.split(':')[0]}-{_short(model).split()[0].lower()}-seed{seed}"
-                runs.append({**train(ctx, label, config), "task": task, "model": _short(model)})
+        for model, seed in ctx.ordered((model, seed) for model in models for seed in ctx.seeds):
+            config = _config(ctx, recipe, model, data, seed)
+            label = f"{task.split(':')[0]}-{_short(model).split()[0].lower()}-seed{seed}"
+            runs.append({**train(ctx, label, config), "task": task, "model": _short(model)})
+    runs = ctx.ordered(runs)  # --reverse: back in the order of a forward run
     summary = {task: {_short(m): mean_std([r["final"]["test:accuracy"] for r in runs if r["task"] == task and
                                            r["model"] == _short(m) and not r["diverged"]]) for m in models}
                for task, _, models, _ in TASKS}

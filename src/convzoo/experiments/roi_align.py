@@ -31,15 +31,15 @@ def _metric(record: dict, name: str) -> float:
 def run(ctx: Context) -> dict:
     size = ctx.pick(64, 128, 128)
     runs = []
-    for method in METHODS:
-        for seed in ctx.seeds:
-            options = DetectionOptions(backbone="resnet18", small=True, roi_method=method, min_size=size,
-                                       max_size=size, train_size=ctx.pick(2, 400, 2000), val_size=ctx.pick(1, 50, 100))
-            config = TrainConfig(model="mask_rcnn_r50_fpn", data="shapes", image_size=size,
-                                 epochs=ctx.pick(1, 3, 100), max_minutes=ctx.pick(None, None, 15.0),
-                                 batch_size=ctx.pick(2, 4, 4), optimizer="adamw", lr=0.001, weight_decay=0.05,
-                                 warmup=ctx.pick(0.0, 0.1, 0.1), seed=seed, detection=options)
-            runs.append({**train(ctx, f"{method}-seed{seed}", config), "method": method})
+    for method, seed in ctx.ordered((method, seed) for method in METHODS for seed in ctx.seeds):
+        options = DetectionOptions(backbone="resnet18", small=True, roi_method=method, min_size=size,
+                                   max_size=size, train_size=ctx.pick(2, 400, 2000), val_size=ctx.pick(1, 50, 100))
+        config = TrainConfig(model="mask_rcnn_r50_fpn", data="shapes", image_size=size,
+                             epochs=ctx.pick(1, 3, 100), max_minutes=ctx.pick(None, None, 15.0),
+                             batch_size=ctx.pick(2, 4, 4), optimizer="adamw", lr=0.001, weight_decay=0.05,
+                             warmup=ctx.pick(0.0, 0.1, 0.1), seed=seed, detection=options)
+        runs.append({**train(ctx, f"{method}-seed{seed}", config), "method": method})
+    runs = ctx.ordered(runs)  # --reverse: back in the order of a forward run
     summary = {m: {k: mean_std([_metric(r, k) for r in runs if r["method"] == m and not r["diverged"]])
                    for k in METRICS} for m in METHODS}
     align, pool = summary["align"]["segm:AP"], summary["pool"]["segm:AP"]
