@@ -8,8 +8,12 @@ activations (``plain20_sigmoid``). First the network without BN is trained at ea
 ``LEARNING_RATES``; the best one (highest final dev accuracy) is its "best learning rate" and its best dev accuracy
 the target. Then the BN network is trained at 1x, 5x and 30x that rate, and the sigmoid one at 5x. Reported:
 the steps each run needs to reach the target on the dev split (evaluated after every epoch, so the resolution is
-one epoch), the curves of dev accuracy over steps. SGD with momentum 0.9, a constant learning rate, no weight
-decay (the paper's schedule decays exponentially; a constant one keeps the comparison simple).
+one epoch), the curves of dev accuracy over steps. With several seeds every run is repeated at each: the best rate
+is the one with the highest final dev accuracy averaged over the seeds, the target the mean of the best dev
+accuracies at that rate, and each variant reports its steps at every seed (mean +- std over the seeds that reached
+the target) and its test accuracy (mean +- std); BN "reaches it in fewer steps" only when it does at every seed.
+SGD with momentum 0.9, a constant learning rate, no weight decay (the paper's schedule decays exponentially; a
+constant one keeps the comparison simple).
 
 Sizes: full: CIFAR-10 32x32, 45,000 training images, 30 epochs, batch 64; medium: CIFAR-10 at 16x16, 1,000
 training images (a 45th, per class), 8 epochs, batch 64 (16 steps an epoch), a tenth of dev/test; quick: 5% of the 8x8
