@@ -35,10 +35,9 @@ CLASSIFIERS = [
     # traced example's, and ONNX Runtime's logits differed by up to 4.6 at the second size; fixed 2026-12-02)
     ("bn_inception", {}, (3, 96, 96), (3, 112, 127)),
     ("inception_v3", {}, (3, 107, 107), (3, 139, 123)),
-    # measured 2026-12-01: torch.export with a dynamic size fails in sympy while solving a guard
-    # ("2*((x/4)//8) - 2 >= 0 cannot be solved", NotImplementedError)
-    pytest.param("nasnet_a_mobile", {}, (3, 64, 64), (3, 96, 96), marks=pytest.mark.xfail(
-        reason="torch.export (dynamic size) fails in sympy's inequality solver", strict=False)),
+    # torch.export with a dynamic size failed in sympy ("2*((x/4)//8) - 2 >= 0 cannot be solved") until the
+    # TF-same padding became integer arithmetic (2026-12-02)
+    ("nasnet_a_mobile", {}, (3, 64, 64), (3, 96, 96)),
     ("spec:C-8-3-1-same,M-2-2,F,H-16", {"in_chans": 1, "input_size": (16, 16)}, (1, 16, 16), None),
     ("voxnet", {"in_chans": 1}, (1, 32, 32, 32), None),
     ("r2plus1d_18", {}, (3, 8, 32, 32), (3, 4, 48, 40)),
