@@ -106,6 +106,17 @@ def test_optimize_refuses_an_unknown_backend_and_a_detector_in_onnxruntime() -> 
         optimize(tiny_detector("faster_rcnn_r50_fpn"), backend="onnxruntime")
 
 
+def test_optimize_traces_tf_same_padding(one_thread) -> None:
+    # BN-Inception and NASNet pad as TF "same"; torch.jit.trace hands the padding arithmetic tensor sizes, which
+    # torch.sym_max refused (the frozen graph of both networks failed to build)
+    model = create_model("spec:C-8-3-2-same,F,H-5", num_classes=5, in_chans=3, input_size=(17, 17)).eval()
+    images = torch.randn(2, 3, 17, 17)
+    fast = optimize(model, images)
+    assert isinstance(fast, torch.jit.ScriptModule)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(images), model(images), atol=1e-5, rtol=1e-5)
+
+
 def test_optimize_auto_returns_the_fastest_candidate_and_its_timings(one_thread, monkeypatch) -> None:
     import importlib.util
 

@@ -11,7 +11,9 @@ example (or a default input): the tensors each module produces and consumes and 
 reads them, so a convolution whose output also goes elsewhere (a shortcut) is left alone. (2) 4D weights and
 inputs channels_last (oneDNN's preferred layout on CPUs). (3) With ``jit=True`` (the default when an example is
 given) the classifier is traced, ``torch.jit.freeze``-d and ``torch.jit.optimize_for_inference``-d: convolution +
-add + ReLU fusions and prepacked oneDNN weights. The model is copied; the original is untouched.
+add + ReLU fusions and prepacked oneDNN weights; any batch size, and the example's image size for networks that
+pad as TF "same" (BN-Inception, NASNet: the trace keeps that size's padding). The model is copied; the original
+is untouched.
 
 ``backend="onnxruntime"`` (classifiers; needs ``convzoo[export]``): the model is exported to ONNX with a dynamic
 batch at the example's image size (``convzoo.export``, through a temporary file) and run by an ONNX Runtime CPU

@@ -30,9 +30,15 @@ def as_tuple(value: int | Sequence[int], ndim: int, what: str = "value") -> tupl
 def same_padding_1d(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """(before, after) padding of one axis under TF ``same``: output = ceil(size / stride), odd pixel after.
     Integer arithmetic only, so that a symbolic ``size`` (torch.export with a dynamic size) stays symbolic: the
-    padding of an exported graph follows its input size instead of being fixed to the traced example's."""
+    padding of an exported graph follows its input size instead of being fixed to the traced example's. Under
+    ``torch.jit.trace`` (``convzoo.optimize``'s frozen graph) ``size`` is a tensor and the padding a constant: that
+    graph is for the example's image size."""
     output = (size + stride - 1) // stride
-    total = torch.sym_max((output - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    total = (output - 1) * stride + dilation * (kernel - 1) + 1 - size
+    if isinstance(total, torch.Tensor):  # torch.jit.trace records sizes as tensors: the traced size's padding
+        total = max(int(total), 0)
+    else:
+        total = torch.sym_max(total, 0)
     return total // 2, total - total // 2
 
 
