@@ -14,7 +14,7 @@ images, 1 held out, 1 epoch (a smoke test).
 
 from __future__ import annotations
 
-from convzoo.experiments.runner import Context, curve, figure, mean_std, pm, train, write_result
+from convzoo.experiments.runner import Context, curve, difference, figure, mean_std, pm, train, write_result
 from convzoo.options import DetectionOptions
 from convzoo.train import TrainConfig
 
@@ -44,8 +44,8 @@ def run(ctx: Context) -> dict:
                    for k in METRICS} for m in METHODS}
     align, pool = summary["align"]["segm:AP"], summary["pool"]["segm:AP"]
     better = "yes" if align["mean"] > pool["mean"] else "no"
-    verdict = (f"mask AP RoIAlign {pm(align)} vs RoIPool {pm(pool)}; mask AP75 {pm(summary['align']['segm:AP75'])} "
-               f"vs {pm(summary['pool']['segm:AP75'])}: RoIAlign better: {better}")
+    verdict = (f"mask AP RoIAlign {pm(align)} vs RoIPool {pm(pool)} ({difference(align, pool)}); mask AP75 "
+               f"{pm(summary['align']['segm:AP75'])} vs {pm(summary['pool']['segm:AP75'])}: RoIAlign better: {better}")
     fig, axes = figure(2)
     for r in runs:
         steps, loss = curve(r, "loss")
