@@ -116,11 +116,9 @@ def _numbers(values: list, records: list, kind: str, key: str, width: int | None
 
 def _index(ids: list, table: list, records: list, kind: str, key: str) -> np.ndarray:
     """Positions of ``ids`` in the sorted id list ``table``; an unknown id is an error naming the record."""
-    sorted_table, found = np.asarray(table), np.asarray(ids)
-    if len(table) and sorted_table.dtype.kind == "i" and found.dtype.kind == "i":  # fast path: integer ids
-        position = np.minimum(np.searchsorted(sorted_table, found), len(table) - 1)
-        if (sorted_table[position] == found).all():
-            return position.astype(np.int64)
+    position = _positions(np.asarray(ids), table)
+    if position is not None:
+        return position
     lookup = {value: i for i, value in enumerate(table)}
     try:
         return np.fromiter((lookup[v] for v in ids), dtype=np.int64, count=len(ids))
@@ -130,6 +128,18 @@ def _index(ids: list, table: list, records: list, kind: str, key: str) -> np.nda
             f"{_record(records, kind, missing[0])}: {key} {ids[missing[0]]!r} is not in the ground truth "
             f"({len(missing)} such records)"
         ) from None
+
+
+def _positions(ids: np.ndarray, table: list) -> np.ndarray | None:
+    """int64 positions of the integer ``ids`` in the sorted integer id list ``table``; ``None`` when either is not
+    integers or an id is not in ``table``."""
+    sorted_table = np.asarray(table)
+    if ids.dtype.kind != "i" or (len(ids) and (not len(table) or sorted_table.dtype.kind != "i")):
+        return None
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    position = np.minimum(np.searchsorted(sorted_table, ids), len(table) - 1)
+    return position.astype(np.int64) if (sorted_table[position] == ids).all() else None
 
 
 def _hashable(value: Any) -> bool:

@@ -1,4 +1,9 @@
-"""Reading COCO files fast: box results straight into arrays with msgspec when it is installed (optional).
+"""Reading COCO files fast: box results straight into arrays, by convzoo's compiled reader or msgspec.
+
+Box results are read, in order of preference, by convzoo's own compiled reader (``_boxjson``, C, built with the
+package where a compiler is at hand: a file of plain box results straight into arrays, about 0.1 s for 300,000
+detections), by msgspec (below), or by ``json``. A reader that meets anything it does not handle gives the file to
+the next, so what is read, and every error message, is the same whichever reads it (tested).
 
 Python's ``json`` turns a results file into one dict per detection, which costs more than the evaluation itself
 (3,000 images, 300,000 detections: about twice the evaluation's CPU time) and a few hundred bytes per detection.
@@ -18,6 +23,7 @@ detection).
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from itertools import chain
@@ -33,6 +39,7 @@ from convzoo.evaluation.coco import (
     _index,
     _nonnegative,
     _numbers,
+    _positions,
     parse_detections,
 )
 
@@ -82,6 +89,10 @@ def read_json(path: str | Path) -> Any:
 def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox") -> CocoDetections:
     """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record."""
     path = Path(path)
+    if iou_type == "bbox":
+        compiled = compiled_box_detections(path, gt)
+        if compiled is not None:
+            return compiled
     fast = _msgspec()
     if fast is not None and iou_type == "bbox":
         msgspec, box_result, int_box_result = fast
@@ -103,6 +114,29 @@ def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox
             return CocoDetections(*(np.concatenate([getattr(p, k) for p in parts])
                                     for k in ("image", "category", "score", "area", "boxes")))
     return parse_detections(read_json(path), gt, iou_type)
+
+
+def compiled_box_detections(path: str | Path, gt: CocoGroundTruth) -> CocoDetections | None:
+    """The box results in the file at ``path`` read by the compiled reader, or ``None``: without the reader, for a
+    file it does not take (anything but an array of objects with integer ids, a numeric score and a four-number
+    ``bbox``; other members are skipped), and for values the checks refuse (not finite, a negative width or height,
+    an id not in ``gt``), whose errors the general readers name by record."""
+    try:
+        from convzoo.evaluation import _boxjson
+    except ImportError:
+        return None
+    columns = _boxjson.read_boxes(os.fsencode(path))
+    if columns is None:
+        return None
+    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in columns[:2])
+    score = np.frombuffer(columns[2], dtype=np.float64)
+    boxes = np.frombuffer(columns[3], dtype=np.float64).reshape(-1, 4)
+    if not (np.isfinite(score).all() and np.isfinite(boxes).all() and (boxes[:, 2:] >= 0).all()):
+        return None
+    image, category = _positions(image_ids, gt.image_ids), _positions(category_ids, gt.category_ids)
+    if image is None or category is None:
+        return None
+    return CocoDetections(image, category, score, boxes[:, 2] * boxes[:, 3], boxes)
 
 
 def record_chunks(handle, size: int):
