@@ -179,9 +179,11 @@ def _onnxruntime(model: nn.Module, example: torch.Tensor) -> OnnxRuntimeClassifi
         return OnnxRuntimeClassifier(session(path, threads=torch.get_num_threads()))
 
 
-def _seconds(module: nn.Module, example: torch.Tensor) -> float:
-    """Wall seconds of one call (a CUDA example: the queued kernels included)."""
-    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)
+def _seconds(module: nn.Module, example) -> float:
+    """Wall seconds of one call on ``example`` (a tensor or a detector's list of images; on CUDA the queued
+    kernels included)."""
+    first = example if isinstance(example, torch.Tensor) else example[0]
+    sync = torch.cuda.synchronize if first.is_cuda else (lambda: None)
     sync()
     start = time.perf_counter()
     module(example)
@@ -207,13 +209,18 @@ def fastest(candidates: dict, example: torch.Tensor, trials: int = 3) -> nn.Modu
     return winner
 
 
+def _on_cpu(example) -> bool:
+    return all(x.device.type == "cpu" for x in ([example] if isinstance(example, torch.Tensor) else example))
+
+
 def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True,
-             backend: str = "torch", trials: int = 3) -> nn.Module:
+             backend: str = "torch", trials: int = 3, winograd: bool = False) -> nn.Module:
     """A copy of ``model`` for inference (see module doc). ``example_inputs``: a Tensor (a classifier's batch) or a
     list of images (a detector); None: the model's default input. ``jit`` (classifiers only): trace + freeze +
     optimize_for_inference, default True when ``example_inputs`` is given. ``backend``: "torch", (classifiers)
-    "onnxruntime", or "auto": the fastest of those on the example, timed ``trials`` times each (a detector or no
-    example: "torch")."""
+    "onnxruntime", or "auto": the fastest of those on the example, timed ``trials`` times each (no example:
+    "torch"). ``winograd`` (eager, CPU): 3x3 stride-1 convolutions run by Winograd's algorithm where that measures
+    faster on the example's sizes (:func:`convzoo.export.winograd.tune_winograd`)."""
     from convzoo.export.api import is_detector
 
     if backend not in BACKENDS:
@@ -223,13 +230,19 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
     model = copy.deepcopy(model).eval()
     detector = is_detector(model)
     if backend == "auto":
-        if detector or not isinstance(example_inputs, torch.Tensor):  # nothing to choose from
+        if not isinstance(example_inputs, (torch.Tensor, list)):  # nothing to choose from
             chosen = optimize(model, example_inputs, jit=jit, channels_last=channels_last)
             chosen.backend, chosen.timings = "torch", {}
             return chosen
+        eager = {"torch-eager": lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last)}
+        if _on_cpu(example_inputs):
+            eager["torch-winograd"] = lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last,
+                                                       winograd=True, trials=trials)
+        if detector:
+            return fastest(eager, example_inputs, trials)
         candidates = {"torch": lambda: optimize(model, example_inputs, jit=True, channels_last=channels_last),
-                      "torch-eager": lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last)}
-        if example_inputs.device.type == "cpu" and all(
+                      **eager}
+        if _on_cpu(example_inputs) and all(
                 importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript", "onnxruntime")):
             candidates["onnxruntime"] = lambda: optimize(model, example_inputs, backend="onnxruntime")
         return fastest(candidates, example_inputs, trials)
@@ -241,7 +254,7 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
             example_inputs = torch.rand(1, *getattr(model, "default_input_size", (3, 224, 224)))
         return _onnxruntime(model, example_inputs)
     if jit is None:
-        jit = example_inputs is not None and not detector
+        jit = example_inputs is not None and not detector and not winograd
     if example_inputs is None:
         device = next(model.parameters()).device
         if detector:
@@ -254,6 +267,13 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
         model = model.to(memory_format=torch.channels_last)
         if not detector:
             model = ChannelsLast(model)
+    if winograd:
+        if jit:
+            raise ValueError("optimize: winograd=True runs the eager model; pass jit=False")
+        from convzoo.export.winograd import tune_winograd
+
+        model.requires_grad_(False)  # an inference copy: the Winograd path has no autograd
+        model.winograd_plans = tune_winograd(model, lambda: model(example_inputs), trials=trials)
     if jit and not detector:
         with torch.no_grad():
             traced = torch.jit.trace(model, example_inputs, check_trace=False)
