@@ -10,6 +10,7 @@ from torch import nn
 from convzoo.cli import build_parser
 from convzoo.export import eager_detections, optimize
 from convzoo.export.fast import ChannelsLast
+from convzoo.export.winograd import WinogradConv2d, eligible
 from convzoo.registry import create_model
 
 
@@ -67,6 +68,29 @@ def test_optimize_detector_keeps_the_detections(one_thread) -> None:
     expected, got = eager_detections(model, images), eager_detections(fast, images)
     for key in ("boxes", "scores"):
         torch.testing.assert_close(got[0][key], expected[0][key], atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[0]["labels"], expected[0]["labels"])
+
+
+
+def test_optimize_auto_times_a_detector_with_and_without_winograd(one_thread) -> None:
+    model = tiny_detector("mask_rcnn_r50_fpn")  # FPN and mask head 32 channels wide: Winograd candidates
+    images = torch.rand(1, 3, 64, 64)
+    fast = optimize(model, [images[0]], backend="auto", trials=1)
+    assert set(fast.timings) == {"torch-eager", "torch-winograd"} and fast.backend in fast.timings
+    expected, got = eager_detections(model, images), eager_detections(fast, images)
+    for key in ("boxes", "scores"):
+        torch.testing.assert_close(got[0][key], expected[0][key], atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[0]["labels"], expected[0]["labels"])
+    forced = optimize(model)  # every 3x3 stride-1 convolution by F(4x4, 3x3), whatever measures faster
+    for name, conv in list(forced.named_modules()):
+        if eligible(conv):
+            parent, _, child = name.rpartition(".")
+            setattr(forced.get_submodule(parent), child, WinogradConv2d(conv, {(1, 1, 1): 4}))
+    assert sum(isinstance(m, WinogradConv2d) for m in forced.modules()) >= 10  # body, FPN, RPN and mask head
+    forced.requires_grad_(False)
+    got = eager_detections(forced, images)
+    for key in ("boxes", "scores"):
+        torch.testing.assert_close(got[0][key], expected[0][key], atol=1e-3, rtol=1e-4)
     assert torch.equal(got[0]["labels"], expected[0]["labels"])
 
 
