@@ -258,3 +258,40 @@ def test_pycocotools_demo_runs_unchanged(shared_data, kind):
     assert reference[:-1] == ours[:-1] and len(reference) == 13
     assert reference[-1].split(" ", 1)[1] == ours[-1].split(" ", 1)[1]  # the statistics, bit for bit
     assert ours[-1].startswith("convzoo.evaluation") and reference[-1].startswith("pycocotools")
+
+
+@pytest.mark.parametrize("classes", [QUIRKS, CONVZOO])
+def test_box_results_from_a_file_are_evaluated_as_columns(tmp_path, classes):
+    """loadRes of a file of plain box results keeps them as columns (the compiled reader); COCOeval evaluates those
+    and equals pycocotools on the same files, and the dicts, built when first read, are pycocotools' own."""
+    pytest.importorskip("convzoo.evaluation._boxjson", reason="convzoo's compiled reader was not built")
+    gt, dets = random_set(3)
+    gt_path, dets_path = tmp_path / "gt.json", tmp_path / "dets.json"
+    gt_path.write_text(json.dumps(gt))
+    dets_path.write_text(json.dumps([{k: d[k] for k in ("image_id", "category_id", "bbox", "score")} for d in dets]))
+    evaluations = []
+    with contextlib.redirect_stdout(io.StringIO()):
+        for coco_cls, eval_cls in (REFERENCE, classes):
+            coco_gt = coco_cls(str(gt_path))
+            results = coco_gt.loadRes(str(dets_path))
+            evaluation = eval_cls(coco_gt, results, "bbox")
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+            evaluations.append((evaluation, results))
+    (reference, theirs), (ours, mine) = evaluations
+    assert mine.pending_boxes is not None  # evaluated without a dict per detection
+    for key in ("precision", "recall", "scores"):
+        np.testing.assert_array_equal(ours.eval[key], reference.eval[key], err_msg=key)
+    np.testing.assert_array_equal(ours.stats, reference.stats)
+    for n, (a, b) in enumerate(zip(ours.evalImgs, reference.evalImgs, strict=True)):
+        assert (a is None) == (b is None), n
+        for key in b or {}:
+            assert_equal_values(a[key], b[key], f"evalImgs[{n}][{key!r}]")
+    assert mine.anns == theirs.anns and mine.pending_boxes is None  # read: built, as pycocotools builds them
+    assert mine.dataset["annotations"] == theirs.dataset["annotations"]
+    assert dict(mine.imgToAnns) == dict(theirs.imgToAnns) and dict(mine.catToImgs) == dict(theirs.catToImgs)
+    assert mine.getAnnIds(imgIds=[101], areaRng=[0, 500]) == theirs.getAnnIds(imgIds=[101], areaRng=[0, 500])
+    dets_path.write_text(json.dumps([{**d, "id": i} for i, d in enumerate(dets)]))  # another member: dicts at once
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert classes[0](str(gt_path)).loadRes(str(dets_path)).pending_boxes is None

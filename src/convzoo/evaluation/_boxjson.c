@@ -1,13 +1,14 @@
 /* COCO box results from a JSON file straight into arrays: the optional compiled reader of reading.py.
  *
- * read_boxes(path: bytes) -> (image_ids, category_ids, scores, boxes) as bytearrays of int64[D], int64[D],
- * float64[D], float64[D * 4], or None. The file must be one JSON array of objects, each with exactly one integer "image_id" and
- * "category_id" (no fraction or exponent, within int64), a numeric "score" and a "bbox" of four numbers; any other
- * member is skipped whatever its value. Anything else (string ids, a missing or repeated field, a malformed
- * document, a file that cannot be read) returns None, and the caller reads the file again the general way, whose
- * errors name the record. Numbers are converted by PyOS_string_to_double, the conversion behind Python's float()
- * and so json's: the values are bit for bit those of the other readers. The file is read 4 MB at a time (a
- * record longer than the buffer grows it), so the text never lies in memory whole.
+ * read_boxes(path: bytes) -> (image_ids, category_ids, scores, boxes, others) or None: bytearrays of int64[D],
+ * int64[D], float64[D] and float64[D * 4], and how many other members were skipped. The file must be one JSON
+ * array of objects, each with exactly one integer "image_id" and "category_id" (no fraction or exponent, within
+ * int64), a numeric "score" and a "bbox" of four numbers; any other member is skipped whatever its value (checked
+ * as strictly as json checks it). Anything else (string ids, a missing or repeated field, a malformed document, a
+ * file that cannot be read) returns None, and the caller reads the file again the general way, whose errors name
+ * the record. Numbers are converted as Python's float() converts them (see to_double), so the values are bit for
+ * bit those of the other readers. The file is read 4 MB at a time (a record longer than the look-ahead grows the
+ * buffer), so the text never lies in memory whole.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -187,11 +188,12 @@ static int skip_value(const char *p, const char *stop, const char **end, int dep
     return stop - p < 5 ? MORE : BAD;
 }
 
-typedef struct { int64_t image, category; double score, box[4]; } Record;
+typedef struct { int64_t image, category; double score, box[4]; long others; } Record;  /* others: skipped */
 
 /* One result object starting at p ('{'); its end in *end. */
 static int record(const char *p, const char *stop, const char **end, Record *out) {
     int seen = 0, status, integral;
+    out->others = 0;
     p = skip_space(p + 1);
     if (*p == '}') return p >= stop ? MORE : BAD;
     for (;;) {
@@ -234,6 +236,8 @@ static int record(const char *p, const char *stop, const char **end, Record *out
             }
         } else if ((status = skip_value(p, stop, &q, 0)) != OK) {
             return status;
+        } else {
+            out->others++;
         }
         p = skip_space(q);
         if (p >= stop) return MORE;
@@ -246,7 +250,7 @@ static int record(const char *p, const char *stop, const char **end, Record *out
     return OK;
 }
 
-static int parse(Reader *r, Column columns[4]) {
+static int parse(Reader *r, Column columns[4], long *others) {
     const char *p, *end;
     Record rec;
     if (fill(r, 1) < 0) return BAD;
@@ -273,6 +277,7 @@ static int parse(Reader *r, Column columns[4]) {
         if (status != OK) return BAD;
         r->pos = (size_t)(end - r->buf);
         if (end[-1] == ']') break;
+        *others += rec.others;
         if (push(&columns[0], &rec.image) || push(&columns[1], &rec.category) || push(&columns[2], &rec.score))
             return BAD;
         for (int i = 0; i < 4; i++)
@@ -297,25 +302,31 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
     Column columns[4] = {{0}};
     Reader r = {0};
     int status = BAD;
+    long others = 0;
     r.file = fopen(path, "rb");
     if (r.file) {
-        status = parse(&r, columns);  /* with the GIL: PyOS_string_to_double allocates with PyMem_Malloc */
+        status = parse(&r, columns, &others);  /* with the GIL: PyOS_string_to_double allocates with PyMem_Malloc */
         fclose(r.file);
     }
     PyMem_RawFree(r.buf);
-    PyObject *result = status == OK ? PyTuple_New(4) : Py_NewRef(Py_None);
+    PyObject *result = status == OK ? PyTuple_New(5) : Py_NewRef(Py_None);
     for (int i = 0; status == OK && result && i < 4; i++) {  /* bytearrays: numpy's views of them are writable */
         PyObject *column = PyByteArray_FromStringAndSize(columns[i].data ? columns[i].data : "",
                                                          (Py_ssize_t)columns[i].used);
         if (!column) Py_CLEAR(result);
         else PyTuple_SET_ITEM(result, i, column);
     }
+    if (status == OK && result) {
+        PyObject *count = PyLong_FromLong(others);
+        if (!count) Py_CLEAR(result);
+        else PyTuple_SET_ITEM(result, 4, count);
+    }
     for (int i = 0; i < 4; i++) PyMem_RawFree(columns[i].data);
     return result;
 }
 
 static PyMethodDef methods[] = {
-    {"read_boxes", read_boxes, METH_O, "COCO box results of a JSON file as int64/float64 bytearrays, or None."},
+    {"read_boxes", read_boxes, METH_O, "COCO box results of a JSON file as int64/float64 bytearrays and a count of skipped members, or None."},
     {NULL, NULL, 0, NULL},
 };
 

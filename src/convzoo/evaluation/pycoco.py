@@ -21,7 +21,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from convzoo.evaluation.coco import to_rle
-from convzoo.evaluation.reading import read_json
+from convzoo.evaluation.reading import plain_box_columns, read_json
 
 
 def _many(value: Any) -> list:
@@ -30,10 +30,33 @@ def _many(value: Any) -> list:
         value, (str, dict)) else [value]
 
 
+def _built(name: str) -> property:
+    """An attribute of box results that ``loadRes`` keeps as columns until it is first read (then all are built)."""
+
+    def get(self):
+        if self.pending_boxes is not None:
+            self._build_box_results()
+        return self.__dict__[f"_{name}"]
+
+    def set(self, value) -> None:
+        self.__dict__[f"_{name}"] = value
+
+    return property(get, set)
+
+
 class COCO:
-    """A COCO data set (ground truth or results) and its indexes, with pycocotools' ``COCO`` interface."""
+    """A COCO data set (ground truth or results) and its indexes, with pycocotools' ``COCO`` interface.
+
+    Box results that ``loadRes`` reads from a file (plain records: ``image_id``, ``category_id``, ``score``,
+    ``bbox``, nothing else; the compiled reader) are kept as columns in ``pending_boxes``; ``dataset``, ``anns``,
+    ``imgToAnns`` and ``catToImgs`` are built from them when first read, as pycocotools builds them (the dicts'
+    keys in the order ``image_id, category_id, bbox, score``, then ``segmentation, area, id, iscrowd``).
+    :class:`convzoo.evaluation.COCOeval` evaluates the columns without building the dicts.
+    """
 
     mutates_results = False  # pycocotools' loadRes writes ids and areas into the caller's dicts
+    pending_boxes: tuple | None = None  # (image_ids, category_ids, score, boxes [D, 4]) not yet made into dicts
+    dataset, anns, imgToAnns, catToImgs = (_built(n) for n in ("dataset", "anns", "imgToAnns", "catToImgs"))
 
     def __init__(self, annotation_file: str | Path | None = None) -> None:
         self.dataset: dict = {}
@@ -55,6 +78,10 @@ class COCO:
     def createIndex(self) -> None:  # noqa: N802 (pycocotools' name)
         """Build ``anns``, ``imgs``, ``cats``, ``imgToAnns`` and ``catToImgs`` from ``dataset``."""
         print("creating index...")
+        self._index()
+        print("index created!")
+
+    def _index(self) -> None:
         self.anns, self.imgs, self.cats = {}, {}, {}
         self.imgToAnns, self.catToImgs = defaultdict(list), defaultdict(list)
         with_categories = "categories" in self.dataset
@@ -67,7 +94,20 @@ class COCO:
             self.imgs[img["id"]] = img
         for cat in self.dataset.get("categories", []):
             self.cats[cat["id"]] = cat
-        print("index created!")
+
+    def _build_box_results(self) -> None:
+        """``loadRes``' dicts of the pending box columns: ids 1..D, ``area`` w h, ``iscrowd`` 0, the box's corners
+        clockwise from the top left as its polygon."""
+        image_ids, category_ids, score, boxes = self.pending_boxes
+        self.pending_boxes = None
+        anns = []
+        for i, (image, category, (x, y, w, h), value) in enumerate(zip(
+                image_ids.tolist(), category_ids.tolist(), boxes.tolist(), score.tolist())):
+            anns.append({"image_id": image, "category_id": category, "bbox": [x, y, w, h], "score": value,
+                         "segmentation": [[x, y, x, y + h, x + w, y + h, x + w, y]], "area": w * h, "id": i + 1,
+                         "iscrowd": 0})
+        self.dataset["annotations"] = anns
+        self._index()
 
     def info(self) -> None:
         """Print the data set's ``info`` block."""
@@ -123,6 +163,18 @@ class COCO:
         res.dataset["images"] = list(self.dataset["images"])
         print("Loading and preparing results...")
         tic = time.time()
+        columns = plain_box_columns(resFile) if isinstance(resFile, (str, Path)) else None
+        if columns is not None:
+            if not np.isin(columns[0], list(self.imgs)).all():
+                raise ValueError("Results do not correspond to current coco set")
+            res.dataset["categories"] = copy.deepcopy(self.dataset["categories"])
+            res.imgs = {img["id"]: img for img in res.dataset["images"]}
+            res.cats = {cat["id"]: cat for cat in res.dataset["categories"]}
+            res.pending_boxes = columns
+            print(f"DONE (t={time.time() - tic:0.2f}s)")
+            print("creating index...")
+            print("index created!")
+            return res
         if isinstance(resFile, (str, Path)):
             anns = read_json(resFile)
         elif isinstance(resFile, np.ndarray):

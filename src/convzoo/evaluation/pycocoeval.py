@@ -31,6 +31,7 @@ import numpy as np
 
 from convzoo.evaluation.coco import parse_detections, parse_ground_truth, to_rle
 from convzoo.evaluation.cocoeval import DETECTION_STATS, KEYPOINT_SIGMAS, KEYPOINT_STATS, evaluate_coco, summary_rows
+from convzoo.evaluation.reading import box_columns
 
 
 class Params:
@@ -108,6 +109,13 @@ class COCOeval:
 
     def _parse(self, p: Params) -> tuple:
         gt = parse_ground_truth(self.cocoGt.dataset, p.iouType)
+        pending = getattr(self.cocoDt, "pending_boxes", None)
+        if pending is not None and p.iouType == "bbox":  # box results still as columns (loadRes from a file)
+            image_ids, category_ids, score, boxes = pending
+            known = np.isin(image_ids, gt.image_ids) & np.isin(category_ids, gt.category_ids)
+            dets = box_columns(image_ids[known], category_ids[known], score[known], boxes[known].reshape(-1), gt)
+            if dets is not None:  # else the dicts: parse_detections names the record it refuses
+                return gt, dets, np.flatnonzero(known) + 1
         known_images, known_cats = set(gt.image_ids), set(gt.category_ids)
         anns = [a for a in self.cocoDt.dataset.get("annotations", [])
                 if a["image_id"] in known_images and a["category_id"] in known_cats]  # others are never looked at

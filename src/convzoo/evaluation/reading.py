@@ -128,9 +128,33 @@ def compiled_box_detections(path: str | Path, gt: CocoGroundTruth) -> CocoDetect
     columns = _boxjson.read_boxes(os.fsencode(path))
     if columns is None:
         return None
+    return box_columns(*columns[:4], gt)
+
+
+def plain_box_columns(path: str | Path) -> tuple | None:
+    """``(image_ids int64[D], category_ids int64[D], score float64[D], boxes float64[D, 4])`` of a file of at least
+    one box result with exactly the four fields each, finite numbers, read by the compiled reader; ``None`` for
+    anything else (or without the reader)."""
+    try:
+        from convzoo.evaluation import _boxjson
+    except ImportError:
+        return None
+    columns = _boxjson.read_boxes(os.fsencode(path))
+    if columns is None or columns[4] or not columns[0]:
+        return None
     image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in columns[:2])
-    score = np.frombuffer(columns[2], dtype=np.float64)
-    boxes = np.frombuffer(columns[3], dtype=np.float64).reshape(-1, 4)
+    score, boxes = np.frombuffer(columns[2]), np.frombuffer(columns[3]).reshape(-1, 4)
+    if not (np.isfinite(score).all() and np.isfinite(boxes).all()):
+        return None
+    return image_ids, category_ids, score, boxes
+
+
+def box_columns(image_ids, category_ids, score, boxes, gt: CocoGroundTruth) -> CocoDetections | None:
+    """:class:`CocoDetections` of the compiled reader's columns (buffers of int64 ids, float64 scores and boxes),
+    or ``None`` where the checks refuse a value (the general readers then name the record)."""
+    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in (image_ids, category_ids))
+    score = np.frombuffer(score, dtype=np.float64)
+    boxes = np.frombuffer(boxes, dtype=np.float64).reshape(-1, 4)
     if not (np.isfinite(score).all() and np.isfinite(boxes).all() and (boxes[:, 2:] >= 0).all()):
         return None
     image, category = _positions(image_ids, gt.image_ids), _positions(category_ids, gt.category_ids)
