@@ -103,7 +103,7 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
                   kpt_sigmas: np.ndarray | None = None, use_categories: bool = True,
                   iou_thresholds: np.ndarray | None = None, rec_thresholds: np.ndarray | None = None,
                   area_ranges: dict[str, tuple[float, float]] | list | None = None, pycocotools_quirks: bool = False,
-                  keep_matches: bool = False) -> CocoResult:
+                  keep_matches: bool = False, threads: int = 1) -> CocoResult:
     """COCO evaluation of detections against ground truth, equal to pycocotools' ``COCOeval`` (to the last bit on
     the reference fixtures and on randomized sets).
 
@@ -125,9 +125,21 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
             with ``use_categories=False`` never match; the precision read-out stops at the first unreachable recall
             threshold in the given order). Default: convzoo's answers.
         keep_matches: keep the matching in ``result.matches`` (for :class:`convzoo.evaluation.COCOeval`).
+        threads: evaluate groups of categories on this many threads (:mod:`convzoo.evaluation.threads`; the same
+            numbers).
     """
     gt = gt if isinstance(gt, CocoGroundTruth) else parse_ground_truth(gt, iou_type)
     dets = dets if isinstance(dets, CocoDetections) else parse_detections(dets, gt, iou_type)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if threads > 1:
+        from convzoo.evaluation.threads import evaluate_threaded
+
+        return evaluate_threaded(gt, dets, iou_type, threads, image_ids=image_ids, category_ids=category_ids,
+                                 max_dets=max_dets, kpt_sigmas=kpt_sigmas, use_categories=use_categories,
+                                 iou_thresholds=iou_thresholds, rec_thresholds=rec_thresholds,
+                                 area_ranges=area_ranges, pycocotools_quirks=pycocotools_quirks,
+                                 keep_matches=keep_matches)
     keypoints = iou_type == "keypoints"
     max_dets = sorted(int(m) for m in (max_dets if max_dets is not None else [20] if keypoints else [1, 10, 100]))
     if not max_dets:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 BAND_BYTES = 4 << 20  # V and M bytes per band of tile rows, unless U is larger (each band reads U again)
+MARGIN = 0.9  # a Winograd form is kept only when it takes less than this fraction of the direct convolution's time
 
 # G (Lavin and Gray's filter transform) and the bias slot: bias added to M[slot] reaches every output pixel once
 # (A^T's second column is all ones, the point 0 of the interpolation).
@@ -210,8 +211,10 @@ def tune_winograd(model: nn.Module, run, trials: int = 2, min_channels: int = 32
     """Replace every :func:`eligible` convolution of ``model`` (in place) with at least ``min_channels`` input
     channels by a :class:`WinogradConv2d` whose plan is measured: ``run()`` (one forward pass) records the input
     sizes each convolution sees; at each, the direct convolution, F(2x2, 3x3) and F(4x4, 3x3) are timed (a warm-up,
-    then the best of ``trials`` calls) and the fastest is kept, a Winograd form only when its output is within
-    ``1e-4`` of the largest output magnitude of the direct one. Convolutions that keep the direct form everywhere
+    then the best of ``trials`` calls) and the fastest is kept, a Winograd form only when it takes less than
+    :data:`MARGIN` of the direct convolution's time (a layer timed alone gains a little less inside the model: its
+    scratch tensors and the next layer's input leave the cache) and its output is within ``1e-4`` of the largest
+    output magnitude of the direct one. Convolutions that keep the direct form everywhere
     stay as they are. Returns ``{module name: plan}`` of the replaced ones."""
     convs = {id(m): (name, m) for name, m in model.named_modules() if eligible(m) and m.in_channels >= min_channels}
     seen: dict = {}
@@ -241,7 +244,8 @@ def tune_winograd(model: nn.Module, run, trials: int = 2, min_channels: int = 32
                 error = (winograd_conv3x3(x, u, conv.bias, m) - reference).abs().max()
                 if error <= 1e-4 * reference.abs().max():
                     times[m] = _best_seconds(lambda: winograd_conv3x3(x, u, conv.bias, m), trials)  # noqa: B023
-            plan[size] = min(times, key=times.get)
+            best = min(times, key=times.get)
+            plan[size] = best if times[best] < MARGIN * times[0] else 0  # near-ties lose in the whole model
         if any(plan.values()):
             plans[name] = plan
             parent, _, child = name.rpartition(".")
