@@ -216,10 +216,12 @@ def child(name: str, gt_path: str, dets_path: str, iou_type: str) -> list[float]
     """One evaluator from the files, as a user would call it."""
     with contextlib.redirect_stdout(io.StringIO()):
         if name == "convzoo":
+            from convzoo.cli.eval_detections import available_cores
             from convzoo.evaluation import parse_ground_truth, read_detections, read_json
 
-            gt = parse_ground_truth(read_json(gt_path), iou_type)
-            return evaluate_coco(gt, read_detections(dets_path, gt, iou_type), iou_type).stats_list
+            gt = parse_ground_truth(read_json(gt_path), iou_type)  # threads: what eval-detections uses by default
+            dets = read_detections(dets_path, gt, iou_type)
+            return evaluate_coco(gt, dets, iou_type, threads=available_cores()).stats_list
         if name == "faster-coco-eval":
             from faster_coco_eval import COCO, COCOeval_faster
 

@@ -90,6 +90,16 @@ def test_cli_table_json_and_errors(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("[{")
     assert main(["eval-detections", "--gt", str(tmp_path / "gt.json"), "--dets", str(tmp_path / "bad.json")]) == 2
     assert "bad.json is not JSON" in capsys.readouterr().err
+    outputs = []
+    for threads in ("1", "3", "0"):  # the same numbers on any number of threads
+        assert main(["eval-detections", "--gt", str(tmp_path / "gt.json"), "--dets", str(tmp_path / "dets.json"),
+                     "--json", "--threads", threads]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] == outputs[2]
+    with pytest.raises(SystemExit):
+        main(["eval-detections", "--gt", str(tmp_path / "gt.json"), "--dets", str(tmp_path / "dets.json"),
+              "--threads", "-1"])
+    assert "expected a number of threads" in capsys.readouterr().err
     with pytest.raises(ValueError, match="is not JSON"):
         read_json(tmp_path / "bad.json")
 

@@ -76,6 +76,23 @@ def _max_dets(text: str) -> list[int]:
     return values
 
 
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of threads (0: one per CPU core), got {text!r}")
+    return value
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval-detections", help="COCO or VOC average precision of detections",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,6 +116,9 @@ def register(subparsers) -> None:
     parser.add_argument("--class-names", type=Path, default=None,
                         help="VOC folders: a file with one class name per line, category id = line number "
                              "(default: the 20 VOC classes)")
+    parser.add_argument("--threads", type=_threads, default=0,
+                        help="COCO: evaluate groups of categories on this many threads, the same numbers "
+                             "(default 0: one per CPU core this process may use)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run)
 
@@ -122,7 +142,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         except ValueError as error:  # name the file: the message names only the record
             raise ValueError(f"{args.gt}: {error}") from None
         dets = read_detections(args.dets, gt, args.iou_type)  # box results straight into arrays (with msgspec)
-        result = evaluate_coco(gt, dets, args.iou_type, **coco_options)
+        threads = getattr(args, "threads", 0) or available_cores()
+        result = evaluate_coco(gt, dets, args.iou_type, threads=threads, **coco_options)
         metrics, counts = dict(result.stats), result.counts
         rows = summary_rows(result.precision, result.recall, args.iou_type, result.iou_thresholds,
                             list(result.area_ranges), result.max_dets)
