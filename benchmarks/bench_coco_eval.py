@@ -218,9 +218,12 @@ def child(name: str, gt_path: str, dets_path: str, iou_type: str) -> list[float]
         if name == "convzoo":
             from convzoo.cli.eval_detections import available_cores
             from convzoo.evaluation import parse_ground_truth, read_detections, read_json
+            from convzoo.evaluation.reading import start_reading_boxes
 
-            gt = parse_ground_truth(read_json(gt_path), iou_type)  # threads: what eval-detections uses by default
-            dets = read_detections(dets_path, gt, iou_type)
+            # as eval-detections runs by default: the results read beside the ground truth, one thread per core
+            started = start_reading_boxes(dets_path) if iou_type == "bbox" else None
+            gt = parse_ground_truth(read_json(gt_path), iou_type)
+            dets = read_detections(dets_path, gt, iou_type, started)
             return evaluate_coco(gt, dets, iou_type, threads=available_cores()).stats_list
         if name == "faster-coco-eval":
             from faster_coco_eval import COCO, COCOeval_faster

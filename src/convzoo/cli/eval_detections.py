@@ -127,8 +127,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     # numpy and the evaluator load here, not when the command line is parsed: --help answers at once
     from convzoo.evaluation import evaluate_coco, parse_ground_truth, read_detections, read_json
     from convzoo.evaluation.cocoeval import summary_rows
+    from convzoo.evaluation.reading import start_reading_boxes
     from convzoo.evaluation.voc import evaluate_voc, read_voc_folder
 
+    coco_boxes = args.protocol == "coco" and args.iou_type == "bbox" and not args.gt.is_dir()
+    started = start_reading_boxes(args.dets) if coco_boxes else None  # read beside the ground truth
     if args.gt.is_dir():
         names = args.class_names.read_text().split() if args.class_names else None
         gt = read_voc_folder(args.gt, names)
@@ -141,7 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             gt = parse_ground_truth(gt, args.iou_type)
         except ValueError as error:  # name the file: the message names only the record
             raise ValueError(f"{args.gt}: {error}") from None
-        dets = read_detections(args.dets, gt, args.iou_type)  # box results straight into arrays (with msgspec)
+        dets = read_detections(args.dets, gt, args.iou_type, started)  # box results straight into arrays
         threads = getattr(args, "threads", 0) or available_cores()
         result = evaluate_coco(gt, dets, args.iou_type, threads=threads, **coco_options)
         metrics, counts = dict(result.stats), result.counts

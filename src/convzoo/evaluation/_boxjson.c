@@ -95,8 +95,8 @@ static const double POWERS[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1
 /* The double nearest to the JSON number [p, end). Clinger's fast path (W. D. Clinger, "How to read floating point
  * numbers accurately", PLDI 1990): when the decimal digits w of a number without exponent fit a double exactly
  * (w <= 2^53) and so does 10^k for its k <= 22 fraction digits, w / 10^k is one correctly rounded IEEE operation
- * and so the correctly rounded value (on SSE2 and every platform without extended-precision doubles). Otherwise PyOS_string_to_double (David Gay's correctly rounded strtod). Both give what float()
- * gives, bit for bit. */
+ * and so the correctly rounded value (on SSE2 and every platform without extended-precision doubles). Otherwise
+ * PyOS_string_to_double (David Gay's correctly rounded strtod). Both give what float() gives, bit for bit. */
 static int to_double(const char *p, const char *end, double *value) {
     const char *q = p;
     int negative = *q == '-', fraction = 0, significant = 0, dot = 0;
@@ -115,9 +115,12 @@ static int to_double(const char *p, const char *end, double *value) {
         return OK;
     }
     char *parsed;
+    PyGILState_STATE gil = PyGILState_Ensure();  /* the parse runs without the GIL; this needs it (PyMem_Malloc) */
     *value = PyOS_string_to_double(p, &parsed, NULL);  /* overflow gives inf, which the caller refuses */
-    if (*value == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return BAD; }
-    return parsed == end ? OK : BAD;
+    int status = *value == -1.0 && PyErr_Occurred() ? BAD : parsed == end ? OK : BAD;
+    PyErr_Clear();
+    PyGILState_Release(gil);
+    return status;
 }
 
 static int to_int64(const char *p, const char *end, int64_t *value) {
@@ -305,7 +308,9 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
     long others = 0;
     r.file = fopen(path, "rb");
     if (r.file) {
-        status = parse(&r, columns, &others);  /* with the GIL: PyOS_string_to_double allocates with PyMem_Malloc */
+        Py_BEGIN_ALLOW_THREADS  /* other Python threads run meanwhile (the caller reads the ground truth) */
+        status = parse(&r, columns, &others);
+        Py_END_ALLOW_THREADS
         fclose(r.file);
     }
     PyMem_RawFree(r.buf);

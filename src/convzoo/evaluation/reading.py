@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from itertools import chain
 from operator import attrgetter
@@ -86,11 +87,31 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path} is not JSON: {error}") from None
 
 
-def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox") -> CocoDetections:
-    """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record."""
+def start_reading_boxes(path: str | Path) -> Future | None:
+    """Start the compiled reader on the box results at ``path`` in a thread (it runs without the interpreter lock,
+    so the caller can read the ground truth meanwhile); pass the future to :func:`read_detections`. ``None``
+    without the compiled reader."""
+    try:
+        from convzoo.evaluation import _boxjson
+    except ImportError:
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="convzoo-read-boxes")
+    future = pool.submit(_boxjson.read_boxes, os.fsencode(path))
+    pool.shutdown(wait=False)
+    return future
+
+
+def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox",
+                    started: Future | None = None) -> CocoDetections:
+    """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record;
+    ``started``: :func:`start_reading_boxes` of the same ``path``."""
     path = Path(path)
     if iou_type == "bbox":
-        compiled = compiled_box_detections(path, gt)
+        if started is not None:
+            columns = started.result()
+            compiled = None if columns is None else box_columns(*columns[:4], gt)
+        else:
+            compiled = compiled_box_detections(path, gt)
         if compiled is not None:
             return compiled
     fast = _msgspec()
