@@ -79,14 +79,14 @@ def classifier_variants(name: str, batch: int, work: Path, use_onnx: bool):
     images_cl = images.contiguous(memory_format=torch.channels_last)
     fast = optimize(model, images)
     folded = optimize(model, images, jit=False)  # the "torch-eager" candidate of optimize(backend="auto")
-    winograd = optimize(model, images, jit=False, winograd=True)  # "torch-winograd": tuned per layer here
+    tuned = optimize(model, images, jit=False, tune_kernels=True)  # "torch-tuned": kernels measured per layer here
     variants = {"torchvision eager (channels_last)" if tv_name else "convzoo eager (channels_last)":
                 lambda: baseline(images_cl), "convzoo optimized": lambda: fast(images),
                 "convzoo optimized (eager, folded)": lambda: folded(images),
-                "convzoo optimized (winograd)": lambda: winograd(images)}
+                "convzoo optimized (tuned kernels)": lambda: tuned(images)}
     outputs = {"baseline": baseline(images_cl), "optimized": fast(images), "folded": folded(images),
-               "winograd": winograd(images)}
-    print(f"{name}, batch {batch}: Winograd plans {_plans(winograd.winograd_plans)}", flush=True)
+               "tuned": tuned(images)}
+    print(f"{name}, batch {batch}: kernel plans {_plans(tuned.kernel_plans)}", flush=True)
     if use_onnx:
         path = work / f"{name}.onnx"
         if not path.is_file():
@@ -112,12 +112,12 @@ def detector_variants(work: Path, use_onnx: bool, side: int = 512):
     image = torch.rand(3, side, side)
     baseline = reference.to(memory_format=torch.channels_last)
     fast = optimize(model, [image])
-    winograd = optimize(model, [image], winograd=True)
-    print(f"mask_rcnn_r50_fpn: Winograd plans {_plans(winograd.winograd_plans)}", flush=True)
+    tuned = optimize(model, [image], tune_kernels=True)
+    print(f"mask_rcnn_r50_fpn: kernel plans {_plans(tuned.kernel_plans)}", flush=True)
     variants = {"torchvision eager (channels_last)": lambda: baseline([image]),
-                "convzoo optimized": lambda: fast([image]), "convzoo optimized (winograd)": lambda: winograd([image])}
+                "convzoo optimized": lambda: fast([image]), "convzoo optimized (tuned kernels)": lambda: tuned([image])}
     counts = {"baseline": len(baseline([image])[0]["boxes"]), "optimized": len(fast([image])[0]["boxes"]),
-              "winograd": len(winograd([image])[0]["boxes"])}
+              "tuned": len(tuned([image])[0]["boxes"])}
     if use_onnx:
         path = work / "mask_rcnn_r50_fpn.onnx"
         if not path.is_file():
@@ -130,12 +130,13 @@ def detector_variants(work: Path, use_onnx: bool, side: int = 512):
 
 
 def _plans(plans: dict) -> str:
-    """How many convolutions took each tile size: 'F2 x3, F4 x9, direct x1' (a convolution's sizes counted)."""
+    """How many convolution sizes took each kernel: 'torch x1, oneDNN x5, F2 x3, F4 x9'."""
     tally: dict = {}
     for plan in plans.values():
         for m in plan.values():
             tally[m] = tally.get(m, 0) + 1
-    return ", ".join(f"{'direct' if m == 0 else f'F{m}'} x{n}" for m, n in sorted(tally.items())) or "none"
+    names = {0: "torch", 1: "oneDNN 1x1", 2: "Winograd F2", 4: "Winograd F4"}
+    return ", ".join(f"{names[m]} x{n}" for m, n in sorted(tally.items())) or "none"
 
 
 def profile(function, label: str, rows: int = 8) -> None:

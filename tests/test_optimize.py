@@ -72,11 +72,11 @@ def test_optimize_detector_keeps_the_detections(one_thread) -> None:
 
 
 
-def test_optimize_auto_times_a_detector_with_and_without_winograd(one_thread) -> None:
+def test_optimize_auto_times_a_detector_with_and_without_tuned_kernels(one_thread) -> None:
     model = tiny_detector("mask_rcnn_r50_fpn")  # FPN and mask head 32 channels wide: Winograd candidates
     images = torch.rand(1, 3, 64, 64)
     fast = optimize(model, [images[0]], backend="auto", trials=1)
-    assert set(fast.timings) == {"torch-eager", "torch-winograd"} and fast.backend in fast.timings
+    assert set(fast.timings) == {"torch-eager", "torch-tuned"} and fast.backend in fast.timings
     expected, got = eager_detections(model, images), eager_detections(fast, images)
     for key in ("boxes", "scores"):
         torch.testing.assert_close(got[0][key], expected[0][key], atol=1e-4, rtol=1e-4)
@@ -150,7 +150,7 @@ def test_optimize_auto_returns_the_fastest_candidate_and_its_timings(one_thread,
     model = _random_statistics(create_model("resnet20", num_classes=10))
     images = torch.randn(3, 3, 32, 32)
     chosen = optimize(model, images[:1], backend="auto", trials=2)
-    assert set(chosen.timings) == {"torch", "torch-eager", "torch-winograd"}
+    assert set(chosen.timings) == {"torch", "torch-eager", "torch-tuned"}
     assert all(t > 0 for t in chosen.timings.values())
     assert chosen.backend == min(chosen.timings, key=chosen.timings.get)
     with torch.no_grad():

@@ -9,7 +9,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from convzoo.export import optimize
-from convzoo.export.winograd import WinogradConv2d, eligible, transform_weight, tune_winograd, winograd_conv3x3
+from convzoo.export.kernels import OneDnnConv2d, pointwise, tune_kernels
+from convzoo.export.winograd import WinogradConv2d, eligible, transform_weight, winograd_conv3x3
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor, digits: float = 1e-5) -> None:
@@ -53,29 +54,48 @@ def test_winograd_module_follows_its_plan(one_thread) -> None:
     assert x.grad is not None and conv.weight.grad is not None
 
 
-def test_tune_winograd_keeps_the_outputs_and_names_the_plans(one_thread) -> None:
+def test_tune_kernels_keeps_the_outputs_and_names_the_plans(one_thread) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(48, 48, 3, padding=1, stride=2), nn.ReLU(), nn.Conv2d(48, 48, 3, padding=1)).eval()
+                          nn.Conv2d(48, 48, 3, padding=1, stride=2), nn.ReLU(), nn.Conv2d(48, 48, 3, padding=1),
+                          nn.Conv2d(48, 64, 1), nn.Conv2d(64, 32, 1, stride=2)).eval()
     x = torch.randn(2, 3, 20, 20)
     with torch.no_grad():
         expected = model(x)
-        plans = tune_winograd(model, lambda: model(x), trials=1, min_channels=32)
-        assert set(plans) <= {"2", "6"} and all(set(p) == {(2, 20, 20)} or set(p) == {(2, 10, 10)}
-                                                 for p in plans.values())
+        plans = tune_kernels(model, lambda: model(x), trials=1, min_channels=32)
+        assert set(plans) <= {"2", "6", "7", "8"}
+        assert all(set(p) == {(2, 20, 20)} or set(p) == {(2, 10, 10)} for p in plans.values())
         assert isinstance(model[0], nn.Conv2d) and isinstance(model[4], nn.Conv2d)  # 3 channels; stride 2
         _close(model(x), expected, 1e-4)
-    assert all(isinstance(model[int(name)], WinogradConv2d) for name in plans)
+    kinds = {"2": WinogradConv2d, "6": WinogradConv2d, "7": OneDnnConv2d, "8": OneDnnConv2d}
+    assert all(isinstance(model[int(name)], kinds[name]) for name in plans)
 
 
-def test_optimize_with_winograd_equals_the_model(one_thread) -> None:
+def test_onednn_pointwise_equals_the_convolution(one_thread) -> None:
+    assert pointwise(nn.Conv2d(8, 4, 1, stride=2)) and not pointwise(nn.Conv2d(8, 4, 1, padding=1))
+    assert not pointwise(nn.Conv2d(8, 4, 3)) and not pointwise(nn.Conv2d(8, 4, 1, groups=2))
+    with pytest.raises(ValueError, match="not a float32 1x1 convolution"):
+        OneDnnConv2d(nn.Conv2d(8, 4, 3))
+    for stride in (1, 2):
+        conv = nn.Conv2d(16, 8, 1, stride=stride).eval()
+        module = OneDnnConv2d(conv, {(1, 1, 1): 1})
+        x = torch.randn(2, 16, 9, 7)
+        with torch.no_grad():
+            _close(module(x), conv(x), 1e-5)
+            assert OneDnnConv2d(conv, {}).forward(x).shape == conv(x).shape
+        x.requires_grad_(True)
+        module(x).sum().backward()  # with autograd it is the convolution itself
+        assert x.grad is not None
+
+
+def test_optimize_with_tuned_kernels_equals_the_model(one_thread) -> None:
     model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
                           nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 5)).eval()
     images = torch.randn(2, 3, 24, 24)
-    fast = optimize(model, images, winograd=True, trials=1)
-    assert fast.model.folded_norms == 2 and isinstance(fast.winograd_plans, dict)
+    fast = optimize(model, images, tune_kernels=True, trials=1)
+    assert fast.model.folded_norms == 2 and isinstance(fast.kernel_plans, dict)
     with torch.no_grad():
         _close(fast(images), model(images), 1e-4)
-    with pytest.raises(ValueError, match="winograd=True runs the eager model"):
-        optimize(model, images, winograd=True, jit=True)
+    with pytest.raises(ValueError, match="tune_kernels=True runs the eager model"):
+        optimize(model, images, tune_kernels=True, jit=True)

@@ -214,13 +214,13 @@ def _on_cpu(example) -> bool:
 
 
 def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, channels_last: bool = True,
-             backend: str = "torch", trials: int = 3, winograd: bool = False) -> nn.Module:
+             backend: str = "torch", trials: int = 3, tune_kernels: bool = False) -> nn.Module:
     """A copy of ``model`` for inference (see module doc). ``example_inputs``: a Tensor (a classifier's batch) or a
     list of images (a detector); None: the model's default input. ``jit`` (classifiers only): trace + freeze +
     optimize_for_inference, default True when ``example_inputs`` is given. ``backend``: "torch", (classifiers)
     "onnxruntime", or "auto": the fastest of those on the example, timed ``trials`` times each (no example:
-    "torch"). ``winograd`` (eager, CPU): 3x3 stride-1 convolutions run by Winograd's algorithm where that measures
-    faster on the example's sizes (:func:`convzoo.export.winograd.tune_winograd`)."""
+    "torch"). ``tune_kernels`` (eager, CPU): each 3x3 stride-1 and 1x1 convolution runs the kernel that measures
+    fastest at the example's sizes (Winograd's, oneDNN's or PyTorch's: :mod:`convzoo.export.kernels`)."""
     from convzoo.export.api import is_detector
 
     if backend not in BACKENDS:
@@ -236,8 +236,8 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
             return chosen
         eager = {"torch-eager": lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last)}
         if _on_cpu(example_inputs):
-            eager["torch-winograd"] = lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last,
-                                                       winograd=True, trials=trials)
+            eager["torch-tuned"] = lambda: optimize(model, example_inputs, jit=False, channels_last=channels_last,
+                                                    tune_kernels=True, trials=trials)
         if detector:
             return fastest(eager, example_inputs, trials)
         candidates = {"torch": lambda: optimize(model, example_inputs, jit=True, channels_last=channels_last),
@@ -254,7 +254,7 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
             example_inputs = torch.rand(1, *getattr(model, "default_input_size", (3, 224, 224)))
         return _onnxruntime(model, example_inputs)
     if jit is None:
-        jit = example_inputs is not None and not detector and not winograd
+        jit = example_inputs is not None and not detector and not tune_kernels
     if example_inputs is None:
         device = next(model.parameters()).device
         if detector:
@@ -267,13 +267,13 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
         model = model.to(memory_format=torch.channels_last)
         if not detector:
             model = ChannelsLast(model)
-    if winograd:
+    if tune_kernels:
         if jit:
-            raise ValueError("optimize: winograd=True runs the eager model; pass jit=False")
-        from convzoo.export.winograd import tune_winograd
+            raise ValueError("optimize: tune_kernels=True runs the eager model; pass jit=False")
+        from convzoo.export.kernels import tune_kernels as tune
 
-        model.requires_grad_(False)  # an inference copy: the Winograd path has no autograd
-        model.winograd_plans = tune_winograd(model, lambda: model(example_inputs), trials=trials)
+        model.requires_grad_(False)  # an inference copy: the tuned kernels have no autograd
+        model.kernel_plans = tune(model, lambda: model(example_inputs), trials=trials)
     if jit and not detector:
         with torch.no_grad():
             traced = torch.jit.trace(model, example_inputs, check_trace=False)

@@ -26,13 +26,11 @@ reused across calls and layers (a fresh output for every product halved its spee
 from __future__ import annotations
 
 import threading
-import time
 
 import torch
 from torch import nn
 
 BAND_BYTES = 4 << 20  # V and M bytes per band of tile rows, unless U is larger (each band reads U again)
-MARGIN = 0.9  # a Winograd form is kept only when it takes less than this fraction of the direct convolution's time
 
 # G (Lavin and Gray's filter transform) and the bias slot: bias added to M[slot] reaches every output pixel once
 # (A^T's second column is all ones, the point 0 of the interpolation).
@@ -154,6 +152,17 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     return out.permute(0, 3, 1, 2)
 
 
+def planned(plan: dict, x: torch.Tensor) -> int:
+    """The choice ``plan`` (``(N, H, W)`` -> a choice) makes for input ``x``: its size's, else the nearest measured
+    size's (by ``N * H * W``), else 0."""
+    n, _, h, w = x.shape
+    if (n, h, w) in plan:
+        return plan[n, h, w]
+    if not plan:
+        return 0
+    return plan[min(plan, key=lambda key: abs(key[0] * key[1] * key[2] - n * h * w))]
+
+
 def eligible(conv: nn.Module) -> bool:
     """A float32 2D convolution this module can replace: 3x3, stride 1, padding 1, dilation 1, one group."""
     return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
@@ -167,7 +176,7 @@ class WinogradConv2d(nn.Module):
 
     ``plan`` maps ``(N, H, W)`` to the tile size ``m`` (2 or 4) or 0 (the direct convolution); an input of a size
     not in it takes the plan of the nearest measured size (by ``N * H * W``), or the direct convolution when there
-    is none. :func:`convzoo.export.tune_winograd` measures the plans.
+    is none. :func:`convzoo.export.kernels.tune_kernels` measures the plans.
     """
 
     def __init__(self, conv: nn.Module, plan: dict | None = None) -> None:
@@ -181,74 +190,10 @@ class WinogradConv2d(nn.Module):
             self.register_buffer(f"u{m}", u, persistent=False)
 
     def choice(self, x: torch.Tensor) -> int:
-        n, _, h, w = x.shape
-        if (n, h, w) in self.plan:
-            return self.plan[n, h, w]
-        if not self.plan:
-            return 0
-        nearest = min(self.plan, key=lambda key: abs(key[0] * key[1] * key[2] - n * h * w))
-        return self.plan[nearest]
+        return planned(self.plan, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.choice(x) if x.dim() == 4 and x.dtype == torch.float32 and not x.is_cuda else 0
         if m == 0 or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
             return self.conv(x)  # the Winograd path writes into scratch tensors: no autograd through it
         return winograd_conv3x3(x, getattr(self, f"u{m}"), self.conv.bias, m)
-
-
-def _best_seconds(call, trials: int) -> float:
-    call()  # warm-up: scratch tensors grow, oneDNN primitives are made
-    best = float("inf")
-    for _ in range(trials):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-@torch.no_grad()
-def tune_winograd(model: nn.Module, run, trials: int = 2, min_channels: int = 32) -> dict:
-    """Replace every :func:`eligible` convolution of ``model`` (in place) with at least ``min_channels`` input
-    channels by a :class:`WinogradConv2d` whose plan is measured: ``run()`` (one forward pass) records the input
-    sizes each convolution sees; at each, the direct convolution, F(2x2, 3x3) and F(4x4, 3x3) are timed (a warm-up,
-    then the best of ``trials`` calls) and the fastest is kept, a Winograd form only when it takes less than
-    :data:`MARGIN` of the direct convolution's time (a layer timed alone can gain less inside the model:
-    Inception-v3 at batch 8 ran 6% slower with the eight layers a tuning without the margin gave F(4x4, 3x3)) and
-    its output is within ``1e-4`` of the largest output magnitude of the direct one. Convolutions that keep the
-    direct form everywhere stay as they are. Returns ``{module name: plan}`` of the replaced ones."""
-    convs = {id(m): (name, m) for name, m in model.named_modules() if eligible(m) and m.in_channels >= min_channels}
-    seen: dict = {}
-
-    def record(module, inputs):
-        x = inputs[0]
-        key = (x.shape[0], x.shape[2], x.shape[3])
-        if x.dim() == 4 and key not in seen.setdefault(id(module), {}):
-            seen[id(module)][key] = x.detach().clone(memory_format=torch.channels_last)
-
-    handles = [m.register_forward_pre_hook(record) for _, m in convs.values()]
-    try:
-        run()
-    finally:
-        for handle in handles:
-            handle.remove()
-    plans = {}
-    for key, inputs in seen.items():
-        name, conv = convs[key]
-        candidate = WinogradConv2d(conv)
-        plan = {}
-        for size, x in inputs.items():
-            reference = conv(x)
-            times = {0: _best_seconds(lambda: conv(x), trials)}  # noqa: B023 (called at once)
-            for m in TILES:
-                u = getattr(candidate, f"u{m}")
-                error = (winograd_conv3x3(x, u, conv.bias, m) - reference).abs().max()
-                if error <= 1e-4 * reference.abs().max():
-                    times[m] = _best_seconds(lambda: winograd_conv3x3(x, u, conv.bias, m), trials)  # noqa: B023
-            best = min(times, key=times.get)
-            plan[size] = best if times[best] < MARGIN * times[0] else 0  # near-ties lose in the whole model
-        if any(plan.values()):
-            plans[name] = plan
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, child, WinogradConv2d(conv, plan))
-    release_scratch()
-    return plans
