@@ -120,7 +120,7 @@ def test_compiled_reader_numbers_are_floats_bit_for_bit(tmp_path):
     path = tmp_path / "dets.json"
     path.write_text(text)
     dets = compiled(path, parse_ground_truth(_gt()))
-    expected = np.array([float(t) for t in texts])
+    expected = np.array([float(json.loads(t)) for t in texts])  # "-0" is json's int 0: +0.0
     assert dets is not None
     np.testing.assert_array_equal(dets.score.view(np.int64), expected.view(np.int64))  # the bits, signs of 0 too
     np.testing.assert_array_equal(dets.boxes[:, 0].view(np.int64), expected.view(np.int64))
@@ -158,6 +158,8 @@ def test_compiled_reader_skips_other_members(tmp_path, member):
     '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4], "x": "\t"}]',  # a raw tab in a string
     '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4], "x": "\\q"}]',  # a bad escape
     '[{"image_id": 3, "category_id": 1, "score": 01, "bbox": [1, 2, 3, 4]}]',  # a leading zero
+    '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4], "a\tb": 1}]',  # a raw tab in a key
+    '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4], "x": "caf\u00e9"}]',  # UTF-8: not ours
     '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4]},]',
     '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4]}] x',
     '[{"image_id": 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4]}',

@@ -99,3 +99,24 @@ def test_optimize_with_tuned_kernels_equals_the_model(one_thread) -> None:
         _close(fast(images), model(images), 1e-4)
     with pytest.raises(ValueError, match="tune_kernels=True runs the eager model"):
         optimize(model, images, tune_kernels=True, jit=True)
+
+
+def test_modules_follow_new_weights_and_every_grad_mode(one_thread) -> None:
+    """A tuned module after load_state_dict computes with the new weights; scratch made in inference mode serves
+    no_grad calls and back; a trainable bias alone sends the call to the convolution (autograd)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 32, 8, 8)
+    for conv, module in ((c := nn.Conv2d(32, 16, 3, padding=1).eval(), WinogradConv2d(c, {(1, 8, 8): 4})),
+                         (c1 := nn.Conv2d(32, 16, 1).eval(), OneDnnConv2d(c1, {(1, 8, 8): 1}))):
+        module.requires_grad_(False)
+        with torch.inference_mode():
+            first = module(x)
+        with torch.no_grad():
+            _close(module(x), first, 1e-6)
+            conv.load_state_dict({k: torch.randn_like(v) for k, v in conv.state_dict().items()})
+            _close(module(x), conv(x), 2e-5)
+        with torch.inference_mode():
+            _close(module(x), conv(x), 2e-5)
+        conv.bias.requires_grad_(True)
+        module(x).sum().backward()
+        assert conv.bias.grad is not None

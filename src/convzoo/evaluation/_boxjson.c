@@ -4,10 +4,11 @@
  * int64[D], float64[D] and float64[D * 4], and how many other members were skipped. The file must be one JSON
  * array of objects, each with exactly one integer "image_id" and "category_id" (no fraction or exponent, within
  * int64), a numeric "score" and a "bbox" of four numbers; any other member is skipped whatever its value (checked
- * as strictly as json checks it). Anything else (string ids, a missing or repeated field, a malformed document, a
- * file that cannot be read) returns None, and the caller reads the file again the general way, whose errors name
- * the record. Numbers are converted as Python's float() converts them (see to_double), so the values are bit for
- * bit those of the other readers. The file is read 4 MB at a time (a record longer than the look-ahead grows the
+ * as strictly as json checks it; strings with bytes beyond ASCII are left to the general reader, which checks
+ * their UTF-8). Anything else (string ids, a missing or repeated field, a malformed document, a file that cannot
+ * be read) returns None, and the caller reads the file again the general way, whose errors name
+ * the record. Numbers are converted as json and then float() convert them (see to_double), so the values are bit
+ * for bit those of the other readers. The file is read 4 MB at a time (a record longer than the look-ahead grows the
  * buffer), so the text never lies in memory whole.
  */
 #define PY_SSIZE_T_CLEAN
@@ -111,7 +112,7 @@ static int to_double(const char *p, const char *end, double *value) {
     }
     if (q == end && w <= ((uint64_t)1 << 53) && fraction <= 22) {
         double x = (double)w / POWERS[fraction];
-        *value = negative ? -x : x;
+        *value = negative && (w || dot) ? -x : x;  /* "-0" is json's int 0, so +0.0; "-0.0" is -0.0 */
         return OK;
     }
     char *parsed;
@@ -144,7 +145,7 @@ static int skip_value(const char *p, const char *stop, const char **end, int dep
     if (*p == '"') {
         for (p++; *p != '"'; p++) {
             if (p >= stop) return MORE;
-            if ((unsigned char)*p < 0x20) return BAD;
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80) return BAD;  /* control, non-ASCII */
             if (*p == '\\') {
                 p++;
                 if (p >= stop || (*p == 'u' && stop - p < 5)) return MORE;
@@ -203,9 +204,9 @@ static int record(const char *p, const char *stop, const char **end, Record *out
         if (p >= stop) return MORE;
         if (*p != '"') return BAD;
         const char *key = ++p;
-        while (*p != '"' && *p != '\\' && p < stop) p++;
+        while (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80) p++;
         if (p >= stop) return MORE;
-        if (*p == '\\') return BAD;  /* an escaped key: leave it to the general reader */
+        if (*p != '"') return BAD;  /* an escape, a control or non-ASCII byte: the general reader decides */
         size_t length = (size_t)(p - key);
         p = skip_space(p + 1);
         if (p >= stop) return MORE;
@@ -302,6 +303,7 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
         return NULL;
     }
     path = PyBytes_AS_STRING(arg);
+    if (strlen(path) != (size_t)PyBytes_GET_SIZE(arg)) Py_RETURN_NONE;  /* a NUL inside: not a path fopen reads */
     Column columns[4] = {{0}};
     Reader r = {0};
     int status = BAD;

@@ -36,7 +36,8 @@ def _built(name: str) -> property:
     def get(self):
         if self.pending_boxes is not None:
             self._build_box_results()
-        return self.__dict__[f"_{name}"]
+        state = self.__dict__
+        return state[f"_{name}"] if f"_{name}" in state else state[name]  # the plain name: an older pickle
 
     def set(self, value) -> None:
         self.__dict__[f"_{name}"] = value
@@ -49,8 +50,10 @@ class COCO:
 
     Box results that ``loadRes`` reads from a file (plain records: ``image_id``, ``category_id``, ``score``,
     ``bbox``, nothing else; the compiled reader) are kept as columns in ``pending_boxes``; ``dataset``, ``anns``,
-    ``imgToAnns`` and ``catToImgs`` are built from them when first read, as pycocotools builds them (the dicts'
-    keys in the order ``image_id, category_id, bbox, score``, then ``segmentation, area, id, iscrowd``).
+    ``imgToAnns`` and ``catToImgs`` are built from them when first read, as pycocotools builds them, with two
+    differences: the keys come in the order ``image_id, category_id, bbox, score``, then ``segmentation, area, id,
+    iscrowd`` (pycocotools keeps the file's order), and the numbers of ``bbox``, ``score`` and ``area`` are floats
+    (``1.0`` where the file says ``1``; equal as numbers, not as JSON text). Not thread-safe while being built.
     :class:`convzoo.evaluation.COCOeval` evaluates the columns without building the dicts.
     """
 
@@ -99,13 +102,13 @@ class COCO:
         """``loadRes``' dicts of the pending box columns: ids 1..D, ``area`` w h, ``iscrowd`` 0, the box's corners
         clockwise from the top left as its polygon."""
         image_ids, category_ids, score, boxes = self.pending_boxes
-        self.pending_boxes = None
         anns = []
         for i, (image, category, (x, y, w, h), value) in enumerate(zip(
                 image_ids.tolist(), category_ids.tolist(), boxes.tolist(), score.tolist())):
             anns.append({"image_id": image, "category_id": category, "bbox": [x, y, w, h], "score": value,
                          "segmentation": [[x, y, x, y + h, x + w, y + h, x + w, y]], "area": w * h, "id": i + 1,
                          "iscrowd": 0})
+        self.pending_boxes = None
         self.dataset["annotations"] = anns
         self._index()
 
@@ -163,7 +166,8 @@ class COCO:
         res.dataset["images"] = list(self.dataset["images"])
         print("Loading and preparing results...")
         tic = time.time()
-        columns = plain_box_columns(resFile) if isinstance(resFile, (str, Path)) else None
+        lazy = isinstance(resFile, (str, Path)) and type(self).createIndex is COCO.createIndex  # no own index
+        columns = plain_box_columns(resFile) if lazy else None
         if columns is not None:
             if not np.isin(columns[0], list(self.imgs)).all():
                 raise ValueError("Results do not correspond to current coco set")

@@ -37,7 +37,8 @@ def evaluate_threaded(gt: CocoGroundTruth, dets: CocoDetections, iou_type: str, 
                       category_ids: list | None = None, **options) -> CocoResult:
     """:func:`evaluate_coco` of ``gt`` and ``dets`` (parsed) on up to ``threads`` threads; ``options`` are
     ``evaluate_coco``'s."""
-    wanted = [c for c in gt.category_ids if category_ids is None or c in set(category_ids)]
+    given = None if category_ids is None else set(category_ids)
+    wanted = [c for c in gt.category_ids if given is None or c in given]
     if category_ids is not None and len(set(category_ids)) != len(wanted):
         return evaluate_coco(gt, dets, iou_type, category_ids=category_ids, **options)  # its error names the id
     groups = category_groups(gt, dets, wanted, threads)

@@ -45,16 +45,21 @@ class OneDnnConv2d(nn.Module):
             raise ValueError(f"OneDnnConv2d: {conv} is not a float32 1x1 convolution without padding")
         self.conv = conv
         self.plan = dict(plan or {})
-        self.register_buffer("weight_cl", conv.weight.detach().contiguous(memory_format=torch.channels_last),
-                             persistent=False)
+        self.register_buffer("weight_cl", None, persistent=False)
+        self._version = -1  # the weight's version weight_cl was made from (remade when the weight changes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         use = planned(self.plan, x) if x.dim() == 4 and x.dtype == torch.float32 and not x.is_cuda else 0
-        if not use or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
+        bias = self.conv.bias
+        if not use or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad
+                                                   or bias is not None and bias.requires_grad):
             return self.conv(x)
-        bias = None if self.conv.bias is None else self.conv.bias.detach()
+        if self.conv.weight._version != self._version:
+            self.weight_cl = self.conv.weight.detach().contiguous(memory_format=torch.channels_last)
+            self._version = self.conv.weight._version
         return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=torch.channels_last), self.weight_cl,
-                                                 bias, [0, 0], list(self.conv.stride), [1, 1], 1)
+                                                 None if bias is None else bias.detach(), [0, 0],
+                                                 list(self.conv.stride), [1, 1], 1)
 
 
 def _best_seconds(call, trials: int) -> float:
@@ -90,8 +95,10 @@ def tune_kernels(model: nn.Module, run, trials: int = 2, min_channels: int = 32)
 
     def record(module, inputs):
         x = inputs[0]
+        if x.dim() != 4:
+            return
         key = (x.shape[0], x.shape[2], x.shape[3])
-        if x.dim() == 4 and key not in seen.setdefault(id(module), {}):
+        if key not in seen.setdefault(id(module), {}):
             seen[id(module)][key] = x.detach().clone(memory_format=torch.channels_last)
 
     handles = [m.register_forward_pre_hook(record) for _, m in convs.values()]

@@ -99,7 +99,8 @@ def _buffer(role: str, shape: tuple) -> torch.Tensor:
         count *= size
     flat = store.get(role)
     if flat is None or flat.numel() < count:
-        flat = store[role] = torch.empty(count)
+        with torch.inference_mode(False):  # a normal tensor: usable both inside and outside inference mode
+            flat = store[role] = torch.empty(count, dtype=torch.float32, device="cpu")
     return flat[:count].view(shape)
 
 
@@ -122,7 +123,7 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     for border in (padded[:, 0], padded[:, h + 1:], padded[:, :, 0], padded[:, :, w + 1:]):
         border.zero_()
     padded[:, 1:h + 1, 1:w + 1].copy_(x.permute(0, 2, 3, 1))
-    out = torch.empty((n, m * th, m * tw, k))
+    out = torch.empty((n, m * th, m * tw, k), dtype=torch.float32, device="cpu")
     if band_bytes is None:
         band_bytes = max(BAND_BYTES, 2 * u.numel() * 4)
     rows = max(1, band_bytes // (alpha * alpha * tw * (c + k) * 4))  # tile rows per band
@@ -185,15 +186,27 @@ class WinogradConv2d(nn.Module):
             raise ValueError(f"WinogradConv2d: {conv} is not a float32 3x3 stride-1 padding-1 convolution")
         self.conv = conv
         self.plan = dict(plan or {})
+        self._tiles = set(TILES) if plan is None else set(self.plan.values()) & set(TILES)
         for m in TILES:  # the transformed weights of the tile sizes in the plan (all of them while it is tuned)
-            u = transform_weight(conv.weight, m) if plan is None or m in self.plan.values() else None
-            self.register_buffer(f"u{m}", u, persistent=False)
+            self.register_buffer(f"u{m}", None, persistent=False)
+        self._transform()
+
+    def _transform(self) -> None:
+        """U of the planned tile sizes from the convolution's weight as it is now (again after it changes, e.g. by
+        ``load_state_dict``: its version counter is checked on every call)."""
+        for m in self._tiles:
+            setattr(self, f"u{m}", transform_weight(self.conv.weight, m))
+        self._version = self.conv.weight._version
 
     def choice(self, x: torch.Tensor) -> int:
         return planned(self.plan, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.choice(x) if x.dim() == 4 and x.dtype == torch.float32 and not x.is_cuda else 0
-        if m == 0 or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
+        bias = self.conv.bias
+        if m == 0 or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad
+                                                  or bias is not None and bias.requires_grad):
             return self.conv(x)  # the Winograd path writes into scratch tensors: no autograd through it
-        return winograd_conv3x3(x, getattr(self, f"u{m}"), self.conv.bias, m)
+        if self.conv.weight._version != self._version:
+            self._transform()
+        return winograd_conv3x3(x, getattr(self, f"u{m}"), bias, m)
