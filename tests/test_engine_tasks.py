@@ -191,12 +191,15 @@ def test_budget_progress_follows_the_faster_of_steps_and_time():
 
 
 def test_time_budget_stops_training_warns_and_ends_the_schedule(tmp_path, capsys):
-    config = dataclasses.replace(TASKS["classification"], epochs=200, max_minutes=0.03, clock="cpu",
+    config = dataclasses.replace(TASKS["classification"], epochs=200, max_minutes=0.06, clock="cpu",
                                  deterministic=False, out=str(tmp_path / "budget"))
     metrics = fit(config)
     assert 0 < metrics["steps"] < 200 * 20
     err = capsys.readouterr().err
-    assert "--max-minutes 0.03 (cpu clock) ended training after" in err
+    assert "--max-minutes 0.06 (cpu clock) ended training after" in err
     records = [json.loads(r) for r in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["lr"] < 0.05 * 1e-3  # the cosine schedule ran on time and reached its end
+    # the cosine schedule ran on time and got near its end: the last record is the last full epoch's, and the
+    # epoch-end evaluation between it and the stop takes up to about half a second of the 3.6 s (a CI run saw 0.56 s
+    # at a 1.8 s budget: 22% of the rate left), so 10% of the base rate leaves room for it
+    assert records[-1]["lr"] < 0.1 * 1e-3
     assert "test:accuracy" in metrics and (tmp_path / "budget" / "best.safetensors").is_file()
