@@ -49,8 +49,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="predict with convzoo.optimize(model): BatchNorm folded into the convolutions, channels_last "
                    "and, for a classifier on the CPU, a frozen TorchScript graph; --fast onnxruntime: a classifier "
                    "exported and run by ONNX Runtime (pip install convzoo[export]); --fast auto: whichever of these "
-                   "(and, on the CPU, the eager model with Winograd 3x3 convolutions) runs one image fastest here, "
-                   "timed before predicting (default: the model as trained)")
+                   "(and, on the CPU, the eager model with tuned kernels: Winograd 3x3, oneDNN 1x1 convolutions) "
+                   "runs one image fastest here, timed before predicting (default: the model as trained)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> dict:
                              + ("" if device.type == "cpu" else f" on {device}"))
         if device.type == "cpu" and classifier:
             example = torch.rand(1, *info["input_size"])
-        elif device.type == "cpu" and is_detector(model) and args.fast == "auto":  # eager, with or without Winograd
+        elif device.type == "cpu" and is_detector(model) and args.fast == "auto":  # eager, tuned kernels or not
             side = model.transform.min_size[-1]
             example = [torch.rand(3, side, side)]
         model = optimize(model, example, backend=args.fast)

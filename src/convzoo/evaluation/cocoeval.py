@@ -135,12 +135,6 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     if threads > 1:
         from convzoo.evaluation.threads import evaluate_threaded
 
-        # iterables read once by each group: lists
-        max_dets = None if max_dets is None else list(max_dets)
-        area_ranges = area_ranges if area_ranges is None or isinstance(area_ranges, dict) else list(area_ranges)
-        image_ids = None if image_ids is None else list(image_ids)
-        category_ids = None if category_ids is None else list(category_ids)
-
         return evaluate_threaded(gt, dets, iou_type, threads, image_ids=image_ids, category_ids=category_ids,
                                  max_dets=max_dets, kpt_sigmas=kpt_sigmas, use_categories=use_categories,
                                  iou_thresholds=iou_thresholds, rec_thresholds=rec_thresholds,

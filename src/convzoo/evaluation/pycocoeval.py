@@ -113,7 +113,7 @@ class COCOeval:
         if pending is not None and p.iouType == "bbox":  # box results still as columns (loadRes from a file)
             image_ids, category_ids, score, boxes = pending
             known = np.isin(image_ids, gt.image_ids) & np.isin(category_ids, gt.category_ids)
-            dets = box_columns(image_ids[known], category_ids[known], score[known], boxes[known].reshape(-1), gt)
+            dets = box_columns(image_ids[known], category_ids[known], score[known], boxes[known], gt)
             if dets is not None:  # else the dicts: parse_detections names the record it refuses
                 return gt, dets, np.flatnonzero(known) + 1
         known_images, known_cats = set(gt.image_ids), set(gt.category_ids)

@@ -87,16 +87,35 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path} is not JSON: {error}") from None
 
 
+@lru_cache(maxsize=1)
+def _boxjson():
+    """convzoo's compiled reader (``_boxjson.c``), or ``None`` where it was not built."""
+    try:
+        from convzoo.evaluation import _boxjson as module
+    except ImportError:
+        return None
+    return module
+
+
+def _compiled_columns(path: str | Path) -> tuple | None:
+    """The compiled reader's ``(image_ids int64[D], category_ids int64[D], score float64[D], boxes float64[D, 4],
+    others)`` (``others``: members skipped) of the file at ``path``, or ``None`` (no reader, or a file it does not
+    take)."""
+    raw = _boxjson().read_boxes(os.fsencode(path)) if _boxjson() is not None else None
+    if raw is None:
+        return None
+    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in raw[:2])
+    return image_ids, category_ids, np.frombuffer(raw[2]), np.frombuffer(raw[3]).reshape(-1, 4), raw[4]
+
+
 def start_reading_boxes(path: str | Path) -> Future | None:
     """Start the compiled reader on the box results at ``path`` in a thread (it runs without the interpreter lock,
     so the caller can read the ground truth meanwhile); pass the future to :func:`read_detections`. ``None``
     without the compiled reader."""
-    try:
-        from convzoo.evaluation import _boxjson
-    except ImportError:
+    if _boxjson() is None:
         return None
     pool = ThreadPoolExecutor(1, thread_name_prefix="convzoo-read-boxes")
-    future = pool.submit(_boxjson.read_boxes, os.fsencode(path))
+    future = pool.submit(_compiled_columns, path)
     pool.shutdown(wait=False)
     return future
 
@@ -107,11 +126,8 @@ def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox
     ``started``: :func:`start_reading_boxes` of the same ``path``."""
     path = Path(path)
     if iou_type == "bbox":
-        if started is not None:
-            columns = started.result()
-            compiled = None if columns is None else box_columns(*columns[:4], gt)
-        else:
-            compiled = compiled_box_detections(path, gt)
+        columns = started.result() if started is not None else _compiled_columns(path)
+        compiled = None if columns is None else box_columns(*columns[:4], gt)
         if compiled is not None:
             return compiled
     fast = _msgspec()
@@ -142,40 +158,26 @@ def compiled_box_detections(path: str | Path, gt: CocoGroundTruth) -> CocoDetect
     file it does not take (anything but an array of objects with integer ids, a numeric score and a four-number
     ``bbox``; other members are skipped), and for values the checks refuse (not finite, a negative width or height,
     an id not in ``gt``), whose errors the general readers name by record."""
-    try:
-        from convzoo.evaluation import _boxjson
-    except ImportError:
-        return None
-    columns = _boxjson.read_boxes(os.fsencode(path))
-    if columns is None:
-        return None
-    return box_columns(*columns[:4], gt)
+    columns = _compiled_columns(path)
+    return None if columns is None else box_columns(*columns[:4], gt)
 
 
 def plain_box_columns(path: str | Path) -> tuple | None:
     """``(image_ids int64[D], category_ids int64[D], score float64[D], boxes float64[D, 4])`` of a file of at least
     one box result with exactly the four fields each, finite numbers, read by the compiled reader; ``None`` for
     anything else (or without the reader)."""
-    try:
-        from convzoo.evaluation import _boxjson
-    except ImportError:
+    columns = _compiled_columns(path)
+    if columns is None or columns[4] or not len(columns[0]):
         return None
-    columns = _boxjson.read_boxes(os.fsencode(path))
-    if columns is None or columns[4] or not columns[0]:
+    if not (np.isfinite(columns[2]).all() and np.isfinite(columns[3]).all()):
         return None
-    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in columns[:2])
-    score, boxes = np.frombuffer(columns[2]), np.frombuffer(columns[3]).reshape(-1, 4)
-    if not (np.isfinite(score).all() and np.isfinite(boxes).all()):
-        return None
-    return image_ids, category_ids, score, boxes
+    return columns[:4]
 
 
-def box_columns(image_ids, category_ids, score, boxes, gt: CocoGroundTruth) -> CocoDetections | None:
-    """:class:`CocoDetections` of the compiled reader's columns (buffers of int64 ids, float64 scores and boxes),
-    or ``None`` where the checks refuse a value (the general readers then name the record)."""
-    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in (image_ids, category_ids))
-    score = np.frombuffer(score, dtype=np.float64)
-    boxes = np.frombuffer(boxes, dtype=np.float64).reshape(-1, 4)
+def box_columns(image_ids: np.ndarray, category_ids: np.ndarray, score: np.ndarray, boxes: np.ndarray,
+                gt: CocoGroundTruth) -> CocoDetections | None:
+    """:class:`CocoDetections` of box columns (int64 ids, float64 scores, ``[D, 4]`` boxes), or ``None`` where the
+    checks refuse a value (the general readers then name the record)."""
     if not (np.isfinite(score).all() and np.isfinite(boxes).all() and (boxes[:, 2:] >= 0).all()):
         return None
     image, category = _positions(image_ids, gt.image_ids), _positions(category_ids, gt.category_ids)

@@ -37,9 +37,15 @@ def evaluate_threaded(gt: CocoGroundTruth, dets: CocoDetections, iou_type: str, 
                       category_ids: list | None = None, **options) -> CocoResult:
     """:func:`evaluate_coco` of ``gt`` and ``dets`` (parsed) on up to ``threads`` threads; ``options`` are
     ``evaluate_coco``'s."""
+    for key in ("max_dets", "image_ids"):  # read by every group: iterables become lists
+        if options.get(key) is not None:
+            options[key] = list(options[key])
+    if options.get("area_ranges") is not None and not isinstance(options["area_ranges"], dict):
+        options["area_ranges"] = list(options["area_ranges"])
+    category_ids = None if category_ids is None else list(category_ids)
     given = None if category_ids is None else set(category_ids)
     wanted = [c for c in gt.category_ids if given is None or c in given]
-    if category_ids is not None and len(set(category_ids)) != len(wanted):
+    if given is not None and len(given) != len(wanted):
         return evaluate_coco(gt, dets, iou_type, category_ids=category_ids, **options)  # its error names the id
     groups = category_groups(gt, dets, wanted, threads)
     if len(groups) < 2 or not options.get("use_categories", True) or options.get("keep_matches"):

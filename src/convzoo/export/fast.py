@@ -182,8 +182,7 @@ def _onnxruntime(model: nn.Module, example: torch.Tensor) -> OnnxRuntimeClassifi
 def _seconds(module: nn.Module, example) -> float:
     """Wall seconds of one call on ``example`` (a tensor or a detector's list of images; on CUDA the queued
     kernels included)."""
-    first = example if isinstance(example, torch.Tensor) else example[0]
-    sync = torch.cuda.synchronize if first.is_cuda else (lambda: None)
+    sync = (lambda: None) if _on_cpu(example) else torch.cuda.synchronize
     sync()
     start = time.perf_counter()
     module(example)
@@ -255,6 +254,8 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
         return _onnxruntime(model, example_inputs)
     if jit is None:
         jit = example_inputs is not None and not detector and not tune_kernels
+    if tune_kernels and jit:
+        raise ValueError("optimize: tune_kernels=True runs the eager model; pass jit=False")
     if example_inputs is None:
         device = next(model.parameters()).device
         if detector:
@@ -268,8 +269,6 @@ def optimize(model: nn.Module, example_inputs=None, *, jit: bool | None = None, 
         if not detector:
             model = ChannelsLast(model)
     if tune_kernels:
-        if jit:
-            raise ValueError("optimize: tune_kernels=True runs the eager model; pass jit=False")
         from convzoo.export.kernels import tune_kernels as tune
 
         model.requires_grad_(False)  # an inference copy: the tuned kernels have no autograd

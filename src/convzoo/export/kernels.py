@@ -19,7 +19,15 @@ import time
 import torch
 from torch import nn
 
-from convzoo.export.winograd import TILES, WinogradConv2d, eligible, planned, release_scratch, winograd_conv3x3
+from convzoo.export.winograd import (
+    TILES,
+    WinogradConv2d,
+    eligible,
+    needs_autograd,
+    planned,
+    release_scratch,
+    winograd_conv3x3,
+)
 
 # A candidate is kept only when it takes less than this fraction of PyTorch's time: a layer timed alone can gain
 # less inside the model (Inception-v3 at batch 8 ran 6% slower with the eight layers a tuning without the margin
@@ -50,10 +58,9 @@ class OneDnnConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         use = planned(self.plan, x) if x.dim() == 4 and x.dtype == torch.float32 and not x.is_cuda else 0
-        bias = self.conv.bias
-        if not use or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad
-                                                   or bias is not None and bias.requires_grad):
+        if not use or needs_autograd(self.conv, x):
             return self.conv(x)
+        bias = self.conv.bias
         if self.conv.weight._version != self._version:
             self.weight_cl = self.conv.weight.detach().contiguous(memory_format=torch.channels_last)
             self._version = self.conv.weight._version

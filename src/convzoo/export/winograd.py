@@ -164,6 +164,14 @@ def planned(plan: dict, x: torch.Tensor) -> int:
     return plan[min(plan, key=lambda key: abs(key[0] * key[1] * key[2] - n * h * w))]
 
 
+def needs_autograd(conv: nn.Module, x: torch.Tensor) -> bool:
+    """Whether a call of ``conv`` on ``x`` must be differentiable: the tuned kernels write into scratch tensors
+    (``out=``), so such a call goes to the convolution itself."""
+    bias = conv.bias
+    return torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad
+                                        or bias is not None and bias.requires_grad)
+
+
 def eligible(conv: nn.Module) -> bool:
     """A float32 2D convolution this module can replace: 3x3, stride 1, padding 1, dilation 1, one group."""
     return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
@@ -203,10 +211,8 @@ class WinogradConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.choice(x) if x.dim() == 4 and x.dtype == torch.float32 and not x.is_cuda else 0
-        bias = self.conv.bias
-        if m == 0 or torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad
-                                                  or bias is not None and bias.requires_grad):
-            return self.conv(x)  # the Winograd path writes into scratch tensors: no autograd through it
+        if m == 0 or needs_autograd(self.conv, x):
+            return self.conv(x)
         if self.conv.weight._version != self._version:
             self._transform()
-        return winograd_conv3x3(x, getattr(self, f"u{m}"), bias, m)
+        return winograd_conv3x3(x, getattr(self, f"u{m}"), self.conv.bias, m)
