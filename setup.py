@@ -1,9 +1,22 @@
-"""The one compiled part of convzoo: an optional C reader of COCO box results (see src/convzoo/evaluation/reading.py).
+"""The compiled parts of convzoo, both optional C (see src/convzoo/evaluation/reading.py and cocoeval.py):
 
-``optional=True``: where no C compiler is at hand the install goes on without it, and convzoo reads results with
-msgspec or json instead (the same arrays, more slowly). Everything else is in pyproject.toml.
+- ``_boxjson``: a reader of COCO box results straight into arrays;
+- ``_cocoeval``: pycocotools' matching and accumulation.
+
+``optional=True``: where no C compiler is at hand the install goes on without them, and convzoo reads results with
+msgspec or json and evaluates with numpy instead (the same numbers, more slowly). Everything else is in
+pyproject.toml.
 """
+
+import sys
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("convzoo.evaluation._boxjson", ["src/convzoo/evaluation/_boxjson.c"], optional=True)])
+# No fused multiply-adds: the evaluation's float64 arithmetic must round as numpy's and pycocotools' does.
+STRICT = [] if sys.platform == "win32" else ["-ffp-contract=off"]
+
+setup(ext_modules=[
+    Extension("convzoo.evaluation._boxjson", ["src/convzoo/evaluation/_boxjson.c"], optional=True),
+    Extension("convzoo.evaluation._cocoeval", ["src/convzoo/evaluation/_cocoeval.c"], optional=True,
+              extra_compile_args=STRICT),
+])

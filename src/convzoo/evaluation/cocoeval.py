@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convzoo.evaluation import compiled
 from convzoo.evaluation.accumulate import accumulate
 from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth
 from convzoo.evaluation.masks import mask_iou_pairs
@@ -125,14 +126,14 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
             with ``use_categories=False`` never match; the precision read-out stops at the first unreachable recall
             threshold in the given order). Default: convzoo's answers.
         keep_matches: keep the matching in ``result.matches`` (for :class:`convzoo.evaluation.COCOeval`).
-        threads: evaluate groups of categories on this many threads (:mod:`convzoo.evaluation.threads`; the same
-            numbers).
+        threads: evaluate the categories on this many threads (the C core's own threads; without it, groups of
+            categories in :mod:`convzoo.evaluation.threads`); the same numbers.
     """
     gt = gt if isinstance(gt, CocoGroundTruth) else parse_ground_truth(gt, iou_type)
     dets = dets if isinstance(dets, CocoDetections) else parse_detections(dets, gt, iou_type)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    if threads > 1:
+    if threads > 1 and compiled.core() is None:  # the C core runs its categories on threads itself
         from convzoo.evaluation.threads import evaluate_threaded
 
         return evaluate_threaded(gt, dets, iou_type, threads, image_ids=image_ids, category_ids=category_ids,
@@ -162,67 +163,48 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     # Ground truth in (group, category, file) order; detections in (group, -score, category, file) order.
     g_idx = np.flatnonzero(gt_keep)
     g_idx = g_idx[np.lexsort((gt.category[g_idx], gt_cat[g_idx] * num_images + gt.image[g_idx]))]
-    d_idx = np.flatnonzero(det_keep)
-    det_group_all = det_cat * num_images + dets.image
-    # One sort by score serves both orders: ``ordinal`` (ties in file order) and ``dense`` (ties equal) are integer
-    # keys that combine with the group or the category into one single-key sort, cheaper than a lexsort.
-    by_score = np.argsort(-dets.score[d_idx], kind="stable")
-    sorted_scores = dets.score[d_idx][by_score]
-    ordinal, dense = np.empty(len(d_idx), dtype=np.int64), np.empty(len(d_idx), dtype=np.int64)
-    ordinal[by_score] = np.arange(len(d_idx))
-    dense[by_score] = np.cumsum(np.r_[0, sorted_scores[1:] != sorted_scores[:-1]])
-    if use_categories:
-        by_group = np.argsort(det_group_all[d_idx] * max(len(d_idx), 1) + ordinal)  # unique keys: any sort will do
-    else:  # pooled categories: score ties in category order, then file order
-        by_group = np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))
-    d_idx, dense = d_idx[by_group], dense[by_group]
-    d_group = det_group_all[d_idx]
-    del by_score, sorted_scores, ordinal, by_group, det_group_all  # 8 bytes a detection each: memory
-    rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
-    beyond = int(np.count_nonzero(rank >= max_dets[-1]))
-    kept = rank < max_dets[-1]
-    d_idx, d_group, rank, dense = d_idx[kept], d_group[kept], rank[kept], dense[kept]
+    module = compiled.core()
+    if module is not None and use_categories:
+        d_idx, d_group, rank, beyond = compiled.order_detections(module, dets.image, dets.category, dets.score,
+                                                                 det_keep, num_images, num_cats, max_dets[-1])
+        dense = None  # the C core sorts each category by score itself
+    else:
+        d_idx, d_group, rank, dense, beyond = _order_numpy(dets, det_keep, det_cat, num_images, use_categories,
+                                                           max_dets[-1], module is None)
     g_group = gt_cat[g_idx] * num_images + gt.image[g_idx]
     g_ignore = gt.ignore[g_idx][None] | (gt.area[g_idx] < area_lo) | (gt.area[g_idx] > area_hi)  # [A, G]
-    d_outside = (dets.area[d_idx] < area_lo) | (dets.area[d_idx] > area_hi)  # [A, D]
-
-    pair_det, pair_gt = group_pairs(d_group, g_group)
-    if pycocotools_quirks and keypoints and not use_categories:
-        # pycocotools' computeOks looks up the pooled category -1 and finds no ground truth: nothing ever matches.
-        pair_det, pair_gt = pair_det[:0], pair_gt[:0]
-    sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
-    if keep_matches:  # [T, A, D] each
-        matched, matched_ignored, *matched_gt = match_detections(
-            sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], len(d_idx), iou_thrs,
-            return_gt=True)
-        cands = np.arange(len(d_idx))
-    else:  # [T, A, C]: only the candidates' columns
-        cands, matched, matched_ignored = match_detections(
-            sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], len(d_idx), iou_thrs,
-            compact=True)
     npig = np.zeros((num_cats, len(ranges)), dtype=np.int64)  # non-ignored ground truths per category and area
     np.add.at(npig, gt_cat[g_idx], (~g_ignore).T.astype(np.int64))
-    # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
-    # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
-    order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
-    del dense
-    if not keep_matches:  # 8 bytes a detection each, no longer needed: memory for the accumulation
-        del d_group, sim, pair_det, pair_gt
-    # in place, [T, A, C] bool each: true positives, then matched to anything (= tp | matched_ignored)
-    tp = np.logical_and(matched, ~matched_ignored, out=matched)
-    busy = np.logical_or(matched_ignored, tp, out=matched_ignored)
-    precision, recall, scores = accumulate(tp, busy, cands, d_outside, order,
-                                            det_cat[d_idx][order], rank[order], npig, max_dets, rec_thrs,
-                                            dets.score[d_idx][order], pycocotools_quirks)
+    pair_det = pair_gt = sim = core_sim = None
+    if module is None or keep_matches or iou_type != "bbox":  # the C core computes box IoUs itself
+        pair_det, pair_gt = group_pairs(d_group, g_group)
+        never = np.full(len(pair_det), -np.inf)  # the C core reads every pair of a group
+        if pycocotools_quirks and keypoints and not use_categories:
+            # pycocotools' computeOks looks up the pooled category -1 and finds no ground truth: nothing matches.
+            pair_det, pair_gt = pair_det[:0], pair_gt[:0]
+        sim = core_sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas)
+        if len(sim) < len(never):
+            core_sim = never
+        del never
+    d_outside = (dets.area[d_idx] < area_lo) | (dets.area[d_idx] > area_hi) if module is None or keep_matches else None
     chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)
-    precision, recall, scores = precision[:, :, chosen], recall[:, chosen], scores[:, :, chosen]
+    if module is not None:
+        precision, scores, recall, matched_gt = compiled.evaluate_tables(
+            module, d_idx, d_group, rank, dets.score, dets.area, dets.boxes, g_group, gt.iscrowd[g_idx], g_ignore,
+            gt.ids[g_idx], None if gt.boxes is None else gt.boxes[g_idx], core_sim, iou_thrs, rec_thrs, max_dets,
+            area_lo, area_hi, npig, chosen, num_images, pycocotools_quirks, keep_matches, threads)
+    else:
+        precision, recall, scores, matched_gt = _numpy_tables(
+            sim, pair_det, pair_gt, g_group, gt.iscrowd[g_idx], g_ignore, gt.ids[g_idx], d_idx, dense, det_cat, rank,
+            d_outside, npig, iou_thrs, rec_thrs, max_dets, dets.score, pycocotools_quirks, keep_matches)
+        precision, recall, scores = precision[:, :, chosen], recall[:, chosen], scores[:, :, chosen]
     stats = summary_stats(precision, recall, iou_type, iou_thrs, [k for k, _ in ranges], max_dets,
                           pycocotools_quirks)
     names = [gt.category_names[k] for k in chosen] if use_categories else ["all"]
     cats = [gt.category_ids[k] for k in chosen] if use_categories else [-1]
     counts = {"images": int(wanted_images.sum()), "ground_truths": len(g_idx), "detections": len(d_idx),
               "detections_beyond_max_dets": beyond}
-    matches = CocoMatches(d_idx, d_group, g_idx, g_group, g_ignore, d_outside, matched_gt[0],
+    matches = CocoMatches(d_idx, d_group, g_idx, g_group, g_ignore, d_outside, matched_gt,
                           (pair_det, pair_gt, sim), num_images) if keep_matches else None
     return CocoResult(iou_type, stats, precision, recall, cats, names, dict(ranges), max_dets, counts, scores,
                       iou_thrs, rec_thrs, matches)
@@ -270,6 +252,57 @@ def _wanted(table: list, ids: list | None, what: str) -> np.ndarray:
     wanted = np.zeros(len(table), dtype=bool)
     wanted[[lookup[i] for i in ids]] = True
     return wanted
+
+
+def _order_numpy(dets, det_keep, det_cat, num_images, use_categories, max_det, need_dense) -> tuple:
+    """``(d_idx, d_group, rank, dense, beyond)``: the detections with ``det_keep`` in (group, -score, category,
+    file) order, cut at ``max_det`` per group (``beyond`` of them); ``dense`` ranks equal scores equal (for the
+    numpy accumulation's sort, with ``need_dense``)."""
+    d_idx = np.flatnonzero(det_keep)
+    det_group_all = det_cat * num_images + dets.image
+    # One sort by score serves both orders: ``ordinal`` (ties in file order) and ``dense`` (ties equal) are integer
+    # keys that combine with the group or the category into one single-key sort, cheaper than a lexsort.
+    by_score = np.argsort(-dets.score[d_idx], kind="stable")
+    ordinal, dense = np.empty(len(d_idx), dtype=np.int64), np.zeros(len(d_idx), dtype=np.int64)
+    ordinal[by_score] = np.arange(len(d_idx))
+    if need_dense:
+        sorted_scores = dets.score[d_idx][by_score]
+        dense[by_score] = np.cumsum(np.r_[0, sorted_scores[1:] != sorted_scores[:-1]])
+        del sorted_scores
+    if use_categories:
+        by_group = np.argsort(det_group_all[d_idx] * max(len(d_idx), 1) + ordinal)  # unique keys: any sort will do
+    else:  # pooled categories: score ties in category order, then file order
+        by_group = np.lexsort((dets.category[d_idx], -dets.score[d_idx], det_group_all[d_idx]))
+    d_idx, dense = d_idx[by_group], dense[by_group]
+    d_group = det_group_all[d_idx]
+    del by_score, ordinal, by_group, det_group_all  # 8 bytes a detection each: memory
+    rank = np.arange(len(d_idx)) - np.searchsorted(d_group, d_group)  # position within its group
+    beyond = int(np.count_nonzero(rank >= max_det))
+    kept = rank < max_det
+    return d_idx[kept], d_group[kept], rank[kept], dense[kept], beyond
+
+
+def _numpy_tables(sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, d_idx, dense, det_cat, rank, d_outside,
+                  npig, iou_thrs, rec_thrs, max_dets, score, quirks, keep_matches) -> tuple:
+    """``(precision, recall, scores, matched_gt or None)`` by the numpy forms of the matching and the accumulation
+    (where the C core was not built; the same tables)."""
+    matched_gt = None
+    if keep_matches:  # [T, A, D] each
+        matched, matched_ignored, matched_gt = match_detections(
+            sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, len(d_idx), iou_thrs, return_gt=True)
+        cands = np.arange(len(d_idx))
+    else:  # [T, A, C]: only the candidates' columns
+        cands, matched, matched_ignored = match_detections(
+            sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, len(d_idx), iou_thrs, compact=True)
+    # Per category: score, then image, then position within the image (pycocotools' two stable sorts); d_idx is
+    # already in (group, -score, position within the group) order, so a stable sort by (category, -score) suffices.
+    order = np.argsort(det_cat[d_idx] * (int(dense.max(initial=0)) + 1) + dense, kind="stable")
+    # in place, [T, A, C] bool each: true positives, then matched to anything (= tp | matched_ignored)
+    tp = np.logical_and(matched, ~matched_ignored, out=matched)
+    busy = np.logical_or(matched_ignored, tp, out=matched_ignored)
+    precision, recall, scores = accumulate(tp, busy, cands, d_outside, order, det_cat[d_idx][order], rank[order],
+                                           npig, max_dets, rec_thrs, score[d_idx][order], quirks)
+    return precision, recall, scores, matched_gt
 
 
 def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, d_group, kpt_sigmas) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""COCO evaluation on several threads: the categories split into contiguous groups, each evaluated on its own thread,
-the tables joined.
+"""COCO evaluation on several threads where the compiled core (``_cocoeval.c``, which runs its categories on threads
+itself) was not built: the categories split into contiguous groups, each evaluated on its own thread, the tables
+joined.
 
 Everything :func:`~convzoo.evaluation.cocoeval.evaluate_coco` computes for a category (matching, the ranking by
 score, the accumulation) depends only on that category's ground truth and detections, so evaluating groups of
