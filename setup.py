@@ -1,7 +1,8 @@
 """The compiled parts of convzoo, both optional C (see src/convzoo/evaluation/reading.py and cocoeval.py):
 
 - ``_boxjson``: a reader of COCO box results straight into arrays;
-- ``_cocoeval``: pycocotools' matching and accumulation.
+- ``_cocoeval``: pycocotools' matching and accumulation;
+- ``_rle``: the areas and mask IoUs of compressed RLE masks.
 
 ``optional=True``: where no C compiler is at hand the install goes on without them, and convzoo reads results with
 msgspec or json and evaluates with numpy instead (the same numbers, more slowly). Everything else is in
@@ -19,4 +20,5 @@ setup(ext_modules=[
     Extension("convzoo.evaluation._boxjson", ["src/convzoo/evaluation/_boxjson.c"], optional=True),
     Extension("convzoo.evaluation._cocoeval", ["src/convzoo/evaluation/_cocoeval.c"], optional=True,
               extra_compile_args=STRICT),
+    Extension("convzoo.evaluation._rle", ["src/convzoo/evaluation/_rle.c"], optional=True, extra_compile_args=STRICT),
 ])

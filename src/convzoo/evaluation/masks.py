@@ -1,15 +1,18 @@
 """COCO masks in bulk: segmentations to compressed RLEs, their areas, and mask IoU of (detection, ground truth) pairs.
 
-The arithmetic is pycocotools' own C code (``maskApi.c``: ``rleFrPoly``, ``rleArea``, ``rleIou``), so every number is
-bit for bit pycocotools'. What this module changes is how often it is entered: polygons of one image size go to
-``frPyObjects`` in one call, areas are read 255 RLEs a call (``pycocotools.mask.area`` overflows its uint8 counter
-on longer lists in 2.0.11) and mask IoUs are computed one image at a time instead of one (image, category) group
-at a time. The Python-level checks of the records run over whole columns (``set(map(type, ...))``) instead of
-record by record; a record that fails them goes through :func:`to_rle`, which says what is wrong with it.
+The arithmetic is pycocotools' own C code (``maskApi.c``: ``rleFrPoly``, ``rleArea``, ``rleIou``) or convzoo's compiled
+copy of its RLE part (``_rle.c``: decoding, areas, boxes, IoUs; tested equal), so every number is bit for bit
+pycocotools'. What this module changes is how often it is entered: polygons of one image size go to ``frPyObjects`` in
+one call; areas and the IoUs of all pairs are one call of ``_rle`` (where it was not built, or a record is unusual:
+areas 255 RLEs a ``pycocotools.mask.area`` call, which overflows its uint8 counter on longer lists in 2.0.11, and IoUs
+one ``pycocotools.mask.iou`` call per image). The Python-level checks of the records run over whole columns
+(``set(map(type, ...))``) instead of record by record; a record that fails them goes through :func:`to_rle`, which says
+what is wrong with it.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -18,6 +21,16 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 _AREA_CHUNK = 255  # pycocotools 2.0.11's area() keeps the list length in a uint8
+
+
+@cache
+def _compiled():
+    """convzoo's compiled RLE kernels (``_rle.c``), or ``None`` where they were not built."""
+    try:
+        from convzoo.evaluation import _rle
+    except ImportError:
+        return None
+    return _rle
 
 
 def to_rle(segmentation: Any, height: int, width: int) -> dict:
@@ -128,20 +141,30 @@ def rle_areas(rles: list) -> np.ndarray:
     """``float64[N]``: the pixel count of each compressed RLE (pycocotools' ``area``)."""
     if not rles:
         return np.zeros(0)
+    raw = _compiled().areas(rles) if _compiled() is not None and type(rles) is list else None
+    if raw is not None:
+        return np.frombuffer(raw, dtype=np.float64).copy()
     return np.concatenate([mask_utils.area(rles[i:i + _AREA_CHUNK]) for i in range(0, len(rles), _AREA_CHUNK)]
                           ).astype(np.float64)
 
 
 def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
-                   pair_image: np.ndarray) -> np.ndarray:
+                   pair_image: np.ndarray, gt_group: np.ndarray | None = None, threads: int = 1) -> np.ndarray:
     """Mask IoU of every (detection, ground truth) pair, ``float64[P]``; ``pair_image`` ``int[P]`` is their image.
 
-    One ``pycocotools.mask.iou`` call per image, over the image's paired detections and ground truths (a pair of
-    another category in the same image costs pycocotools' box test, and a mask comparison where the boxes overlap).
-    RLEs are compressed; a crowd ground truth divides by the detection's area only (pycocotools' crowd rule).
+    With ``gt_group`` (``int[G]``: each ground truth's group, contiguous, and the pairs detection-major within a group,
+    as :func:`~convzoo.evaluation.matching.group_pairs` makes them) and the compiled kernels, one call for all pairs (on
+    ``threads`` threads). Otherwise one ``pycocotools.mask.iou`` call per image, over the image's paired detections and
+    ground truths (a pair of another category in the same image costs pycocotools' box test, and a mask comparison where
+    the boxes overlap). RLEs are compressed; a crowd ground truth divides by the detection's area only (pycocotools'
+    crowd rule).
     """
     out = np.empty(len(pair_det))
     if not len(pair_det):
+        return out
+    if gt_group is not None and _compiled() is not None and _compiled().ious(
+            det_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=bool), np.ascontiguousarray(gt_group, np.int64),
+            np.ascontiguousarray(pair_det, np.int64), np.ascontiguousarray(pair_gt, np.int64), out, threads):
         return out
     order = np.lexsort((pair_det, pair_image))  # pairs by image, then detection
     image, det, gt = pair_image[order], pair_det[order], pair_gt[order]

@@ -1,0 +1,304 @@
+/* COCO's compressed RLE masks, compiled: the areas and the pairwise mask IoUs of masks.py, bit for bit those of
+ * pycocotools' maskApi.c (rleFrString, rleArea, rleToBbox, bbIou, rleIou), without a Python call per image.
+ *
+ * areas(rles) -> float64 bytes or None
+ *     rles: a list of compressed RLE dicts ({"size": [h, w], "counts": str or bytes}). The pixel count of each
+ *     (rleArea).
+ * ious(det_rles, gt_rles, gt_crowd, gt_group, pair_det, pair_gt, out, threads=1) -> bool
+ *     gt_crowd bool[G], gt_group int64[G] (pairs only join a detection to ground truths of one group, contiguous in
+ *     gt order), pair_det, pair_gt int64[P] (detection-major: each detection's ground truths together), out
+ *     float64[P] written: rleIou of each pair, crowd ground truths dividing by the detection's area; -1 where the
+ *     two sizes differ and the boxes overlap (pycocotools). The pairs are cut into `threads` parts, one a thread.
+ *
+ * Both return None / False, and write nothing usable, when a record is not a dict of a "counts" string and a
+ * "size" of two integers >= 0 (> 0 for ious), or a string is not one pycocotools decodes the ordinary way (a byte outside
+ * '0'..'o', a number cut off at the end, one of more than six 5-bit groups, whose value pycocotools' int shifts
+ * would make depend on the compiler): masks.py then asks pycocotools.
+ * Decoding runs without the interpreter lock: the strings are only read while their list is held.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef _WIN32
+#include <pthread.h>
+#endif
+
+typedef struct { const char *s; Py_ssize_t n; int64_t h, w; } Text;
+
+/* The "counts" strings (borrowed: valid while the list is alive) and "size" of a list of RLE dicts. 0 on success,
+ * 1 when one is not a dict with a str or bytes "counts" and a "size" of two integers, -1 with an exception. */
+static int texts(PyObject *list, Text **out, Py_ssize_t *count) {
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    Text *t = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Text));
+    if (!t) { PyErr_NoMemory(); return -1; }
+    *out = t, *count = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i), *counts, *size;
+        if (!PyDict_Check(item) || !(counts = PyDict_GetItemString(item, "counts")) ||
+            !(size = PyDict_GetItemString(item, "size")))
+            return 1;
+        if (PyUnicode_Check(counts)) {
+            if (!(t[i].s = PyUnicode_AsUTF8AndSize(counts, &t[i].n))) return -1;
+        } else if (PyBytes_Check(counts)) {
+            t[i].s = PyBytes_AS_STRING(counts), t[i].n = PyBytes_GET_SIZE(counts);
+        } else {
+            return 1;
+        }
+        if (!(PyList_Check(size) || PyTuple_Check(size)) || PySequence_Fast_GET_SIZE(size) != 2) return 1;
+        PyObject *h = PySequence_Fast_GET_ITEM(size, 0), *w = PySequence_Fast_GET_ITEM(size, 1);
+        if (!PyLong_Check(h) || !PyLong_Check(w) || PyBool_Check(h) || PyBool_Check(w)) return 1;
+        t[i].h = PyLong_AsLongLong(h), t[i].w = PyLong_AsLongLong(w);
+        if (PyErr_Occurred()) { PyErr_Clear(); return 1; }
+        if (t[i].h < 0 || t[i].w < 0) return 1;
+    }
+    return 0;
+}
+
+typedef struct { uint32_t *cnts; Py_ssize_t m, cap; } Rle;
+
+/* pycocotools' rleFrString: 5-bit groups, '0' + value, 0x20 = more, 0x10 = negative in the last group; from the
+ * fourth count on, each is a difference to the count two before. 0 on success, 1 for an unusual string, -1 OOM. */
+static int decode(const Text *t, Rle *r) {
+    if (r->cap < t->n + 1) {
+        uint32_t *c = realloc(r->cnts, (size_t)(t->n + 1) * sizeof(uint32_t));
+        if (!c) return -1;
+        r->cnts = c, r->cap = t->n + 1;
+    }
+    Py_ssize_t m = 0, p = 0;
+    while (p < t->n) {
+        int64_t x = 0;
+        int k = 0, more = 1;
+        while (more) {
+            if (p >= t->n || k >= 6) return 1;
+            int c = (unsigned char)t->s[p] - 48;
+            if (c < 0 || c > 63) return 1;
+            x |= (int64_t)(c & 0x1f) << (5 * k);
+            more = c & 0x20, p++, k++;
+            if (!more && (c & 0x10)) x |= -((int64_t)1 << (5 * k));
+        }
+        if (m > 2) x += (int64_t)r->cnts[m - 2];
+        r->cnts[m++] = (uint32_t)x;
+    }
+    r->m = m;
+    return 0;
+}
+
+static uint32_t area_of(const Rle *r) {  /* rleArea: the odd runs, in uint arithmetic */
+    uint32_t a = 0;
+    for (Py_ssize_t j = 1; j < r->m; j += 2) a += r->cnts[j];
+    return a;
+}
+
+static void bbox_of(const Rle *r, uint32_t h, uint32_t w, double *bb) {  /* rleToBbox, exactly */
+    Py_ssize_t m = (r->m / 2) * 2;
+    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0, xp = 0;
+    if (m == 0) { bb[0] = bb[1] = bb[2] = bb[3] = 0; return; }
+    uint32_t last = 0, x = 0, y = 0;  /* t = x * h + y, kept as the previous t moves on (a division only for jumps) */
+    for (Py_ssize_t j = 0; j < m; j++) {
+        cc += r->cnts[j];
+        uint32_t t = cc - (uint32_t)(j % 2);
+        if (j > 0 && t >= last && t - last < h) {
+            y += t - last;
+            if (y >= h) y -= h, x++;
+        } else {
+            y = t % h, x = (t - y) / h;
+        }
+        last = t;
+        if (j % 2 == 0) xp = x;
+        else if (xp < x) ys = 0, ye = h - 1;
+        xs = xs < x ? xs : x, xe = xe > x ? xe : x, ys = ys < y ? ys : y, ye = ye > y ? ye : y;
+    }
+    bb[0] = xs, bb[2] = xe - xs + 1, bb[1] = ys, bb[3] = ye - ys + 1;
+}
+
+static int overlap(const double *db, const double *gb) {  /* bbIou(...) > 0 */
+    double w = (db[2] + db[0] < gb[2] + gb[0] ? db[2] + db[0] : gb[2] + gb[0]) - (db[0] > gb[0] ? db[0] : gb[0]);
+    if (w <= 0) return 0;
+    double h = (db[3] + db[1] < gb[3] + gb[1] ? db[3] + db[1] : gb[3] + gb[1]) - (db[1] > gb[1] ? db[1] : gb[1]);
+    return h > 0;
+}
+
+static double rle_iou(const Rle *dt, const Rle *gt, int crowd) {  /* rleIou's merge of the two run lists */
+    if (dt->m == 0 || gt->m == 0) return 0.0;  /* empty masks: the box test already failed there */
+    uint32_t ca = dt->cnts[0], cb = gt->cnts[0], c, ct = 1, i = 0, u = 0;
+    Py_ssize_t ka = dt->m, kb = gt->m, a = 1, b = 1;
+    int va = 0, vb = 0;
+    while (ct > 0) {
+        c = ca < cb ? ca : cb;
+        if (va || vb) { u += c; if (va && vb) i += c; }
+        ct = 0;
+        ca -= c; if (!ca && a < ka) { ca = dt->cnts[a++]; va = !va; } ct += ca;
+        cb -= c; if (!cb && b < kb) { cb = gt->cnts[b++]; vb = !vb; } ct += cb;
+    }
+    if (i == 0) u = 1;
+    else if (crowd) u = area_of(dt);
+    return (double)i / (double)u;
+}
+
+static PyObject *areas(PyObject *self, PyObject *arg) {
+    (void)self;
+    Text *t = NULL;
+    Py_ssize_t n;
+    if (!PyList_Check(arg)) return PyErr_Format(PyExc_TypeError, "_rle: expected a list of RLE dicts");
+    int got = texts(arg, &t, &n);
+    if (got) {
+        PyMem_Free(t);
+        if (got < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(double));
+    if (!out) { PyMem_Free(t); return NULL; }
+    double *a = (double *)PyBytes_AS_STRING(out);
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    Rle r = {NULL, 0, 0};
+    for (Py_ssize_t i = 0; i < n && status == 0; i++)
+        if ((status = decode(&t[i], &r)) == 0) a[i] = (double)area_of(&r);
+    free(r.cnts);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(t);
+    if (status < 0) { Py_DECREF(out); return PyErr_NoMemory(); }
+    if (status > 0) { Py_DECREF(out); Py_RETURN_NONE; }
+    return out;
+}
+
+typedef struct { Rle rle; double box[4]; uint32_t h, w; } Mask;
+
+static int load(const Text *t, Mask *mask) {
+    if (t->h <= 0 || t->w <= 0 || t->h > UINT32_MAX || t->w > UINT32_MAX) return 1;
+    int status = decode(t, &mask->rle);
+    if (status) return status;
+    mask->h = (uint32_t)t->h, mask->w = (uint32_t)t->w;
+    bbox_of(&mask->rle, mask->h, mask->w, mask->box);
+    return 0;
+}
+
+static int run_ious(const Text *dt, Py_ssize_t nd, const Text *gt, Py_ssize_t ng, const uint8_t *crowd,
+                    const int64_t *group, const int64_t *pd, const int64_t *pg, Py_ssize_t p0, Py_ssize_t p1,
+                    double *out) {
+    Mask det = {{NULL, 0, 0}, {0}, 0, 0};
+    Mask *gts = NULL;
+    Py_ssize_t cap = 0, lo = 0, hi = 0, current = -1;  /* the decoded ground truths [lo, hi) of one group */
+    int status = 0;
+    for (Py_ssize_t p = p0; p < p1 && status == 0; p++) {
+        Py_ssize_t d = pd[p], g = pg[p];
+        if (d < 0 || d >= nd || g < 0 || g >= ng) { status = 2; break; }
+        if (d != current && (status = load(&dt[d], &det))) break;
+        current = d;
+        if (g < lo || g >= hi) {
+            Py_ssize_t a = g, b = g + 1;
+            while (a > 0 && group[a - 1] == group[g]) a--;
+            while (b < ng && group[b] == group[g]) b++;
+            if (b - a > cap) {
+                Mask *more = realloc(gts, (size_t)(b - a) * sizeof(Mask));
+                if (!more) { status = -1; break; }
+                memset(more + cap, 0, (size_t)(b - a - cap) * sizeof(Mask));
+                gts = more, cap = b - a;
+            }
+            for (Py_ssize_t q = a; q < b && status == 0; q++) status = load(&gt[q], &gts[q - a]);
+            lo = a, hi = b;
+            if (status) break;
+        }
+        const Mask *m = &gts[g - lo];
+        if (!overlap(det.box, m->box)) out[p] = 0.0;
+        else if (det.h != m->h || det.w != m->w) out[p] = -1.0;
+        else out[p] = rle_iou(&det.rle, &m->rle, crowd[g] != 0);
+    }
+    free(det.rle.cnts);
+    for (Py_ssize_t q = 0; q < cap; q++) free(gts[q].rle.cnts);
+    free(gts);
+    return status;
+}
+
+typedef struct {
+    const Text *dt, *gt;
+    Py_ssize_t nd, ng, p0, p1;
+    const uint8_t *crowd;
+    const int64_t *group, *pd, *pg;
+    double *out;
+    int status;
+} Part;
+
+static void *run_part(void *arg) {
+    Part *t = arg;
+    t->status = run_ious(t->dt, t->nd, t->gt, t->ng, t->crowd, t->group, t->pd, t->pg, t->p0, t->p1, t->out);
+    return NULL;
+}
+
+/* The pairs cut into `threads` contiguous parts at detection boundaries, each on its own thread. */
+static int run_threads(Part *whole, Py_ssize_t np, Py_ssize_t threads) {
+    if (threads > 64) threads = 64;
+    Part parts[64];
+    Py_ssize_t start = 0, n = 0;
+    for (Py_ssize_t i = 0; i < threads && start < np; i++) {
+        Py_ssize_t end = i == threads - 1 ? np : start + (np - start) / (threads - i);
+        while (end < np && end > start && whole->pd[end] == whole->pd[end - 1]) end++;
+        parts[n] = *whole, parts[n].p0 = start, parts[n].p1 = end, parts[n].status = 0;
+        start = end, n++;
+    }
+#ifndef _WIN32
+    pthread_t ids[64];
+    int started[64] = {0};
+    for (Py_ssize_t i = 1; i < n; i++) started[i] = pthread_create(&ids[i], NULL, run_part, &parts[i]) == 0;
+    if (n) run_part(&parts[0]);
+    for (Py_ssize_t i = 1; i < n; i++) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        else run_part(&parts[i]);
+    }
+#else
+    for (Py_ssize_t i = 0; i < n; i++) run_part(&parts[i]);
+#endif
+    int status = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (parts[i].status < 0 || parts[i].status == 2) return parts[i].status;
+        if (parts[i].status) status = parts[i].status;
+    }
+    return status;
+}
+
+static PyObject *ious(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *dlist, *glist;
+    Py_buffer b[5];
+    memset(b, 0, sizeof b);
+    Py_ssize_t threads = 1;
+    if (!PyArg_ParseTuple(args, "O!O!y*y*y*y*w*|n", &PyList_Type, &dlist, &PyList_Type, &glist, &b[0], &b[1], &b[2],
+                          &b[3], &b[4], &threads))
+        return NULL;
+    Text *dt = NULL, *gt = NULL;
+    Py_ssize_t nd = 0, ng = 0, np = b[2].len / 8;
+    PyObject *result = NULL;
+    int got = texts(dlist, &dt, &nd);
+    if (got == 0) got = texts(glist, &gt, &ng);
+    if (got > 0) {
+        Py_INCREF(Py_False), result = Py_False;
+    } else if (got == 0) {
+        if (b[0].len != ng || b[1].len != ng * 8 || b[3].len != np * 8 || b[4].len != np * 8) {
+            PyErr_SetString(PyExc_ValueError, "_rle: sizes do not agree");
+        } else {
+            int status;
+            Part whole = {dt, gt, nd, ng, 0, np, b[0].buf, b[1].buf, b[2].buf, b[3].buf, b[4].buf, 0};
+            Py_BEGIN_ALLOW_THREADS
+            status = run_threads(&whole, np, threads < 1 ? 1 : threads);
+            Py_END_ALLOW_THREADS
+            if (status < 0) PyErr_NoMemory();
+            else if (status == 2) PyErr_SetString(PyExc_ValueError, "_rle: a pair index is out of range");
+            else result = PyBool_FromLong(status == 0);
+        }
+    }
+    PyMem_Free(dt), PyMem_Free(gt);
+    for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"areas", areas, METH_O, "The pixel count of each compressed RLE string (see the file's head)."},
+    {"ious", ious, METH_VARARGS, "Mask IoU of (detection, ground truth) pairs (see the file's head)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rle", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__rle(void) { return PyModule_Create(&module); }

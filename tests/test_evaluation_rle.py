@@ -1,0 +1,122 @@
+"""The compiled RLE kernels (``_rle.c``) against pycocotools' own: areas and mask IoUs bit for bit on random masks,
+crowds, empty and full masks, masks of other sizes, and the strings they leave to pycocotools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from convzoo.evaluation import masks
+
+rle = masks._compiled()
+pytestmark = pytest.mark.skipif(rle is None, reason="the RLE kernels were not built (no C compiler at install)")
+
+
+def _random_masks(rng, count: int, h: int, w: int) -> list:
+    out = []
+    for i in range(count):
+        kind = i % 5
+        if kind == 0:  # a polygon, through pycocotools' rasterizer
+            pts = rng.uniform(-5, max(h, w) + 5, (int(rng.integers(3, 9)), 2)) * [w / max(h, w), h / max(h, w)]
+            out.append(mask_utils.merge(mask_utils.frPyObjects([pts.reshape(-1).tolist()], h, w)))
+            continue
+        m = np.zeros((h, w), dtype=np.uint8, order="F")
+        if kind == 1:  # a box
+            y0, x0 = rng.integers(0, h), rng.integers(0, w)
+            m[y0:y0 + rng.integers(1, h), x0:x0 + rng.integers(1, w)] = 1
+        elif kind == 2:  # noise
+            m[:] = rng.uniform(size=(h, w)) < rng.uniform(0.05, 0.6)
+        elif kind == 3:
+            m[:] = 1 if i % 2 else 0  # full or empty
+        else:  # two far-apart blobs: boxes overlap, masks hardly
+            m[: h // 4, : w // 4] = 1
+            m[-h // 4:, -w // 4:] = 1
+        out.append(mask_utils.encode(m))
+    for r in out[::3]:
+        r["counts"] = r["counts"].decode()  # str as well as bytes
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_areas_equal_pycocotools(seed):
+    rng = np.random.default_rng(seed)
+    rles = _random_masks(rng, 60, int(rng.integers(1, 70)), int(rng.integers(1, 70)))
+    got = np.frombuffer(rle.areas(rles), dtype=np.float64)
+    np.testing.assert_array_equal(got, mask_utils.area(rles[:200]).astype(np.float64))
+    np.testing.assert_array_equal(masks.rle_areas(rles), got)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ious_equal_pycocotools(seed):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+    dets, gts = _random_masks(rng, 25, h, w), _random_masks(rng, 12, h, w)
+    gts += _random_masks(rng, 3, h + 1, w)  # another size: -1 where the boxes overlap (pycocotools)
+    crowd = rng.uniform(size=len(gts)) < 0.3
+    group = np.repeat(np.arange(3), [5, 5, 5])  # three groups of ground truths
+    det_group = rng.integers(0, 3, len(dets))
+    order = np.argsort(det_group, kind="stable")
+    pair_det = np.repeat(order, 5)
+    pair_gt = (det_group[order][:, None] * 5 + np.arange(5)).reshape(-1)
+    for threads in (1, 2, 5):
+        out = np.full(len(pair_det), np.nan)
+        assert rle.ious(dets, gts, crowd, group, pair_det, pair_gt, out, threads)
+        want = np.asarray(mask_utils.iou(dets, gts, crowd.astype(np.uint8)), dtype=np.float64).reshape(len(dets), -1)
+        np.testing.assert_array_equal(out, want[pair_det, pair_gt])
+    assert (want == -1).any() or h + w < 4  # the size rule was exercised
+
+
+def test_mask_iou_pairs_take_the_compiled_path_or_pycocotools_alike():
+    rng = np.random.default_rng(9)
+    dets, gts = _random_masks(rng, 10, 30, 40), _random_masks(rng, 4, 30, 40)
+    pair_det, pair_gt = np.repeat(np.arange(10), 4), np.tile(np.arange(4), 10)
+    crowd, image = np.array([0, 1, 0, 0], bool), np.zeros(40, np.int64)
+    fast = masks.mask_iou_pairs(dets, gts, crowd, pair_det, pair_gt, image, np.zeros(4, np.int64), threads=2)
+    slow = masks.mask_iou_pairs(dets, gts, crowd, pair_det, pair_gt, image)  # no groups: pycocotools per image
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("counts", ["0\x7f1", "\x2f", "0Z", "0" + "l" * 6 + "0", "4\udcff", "1\x00"])
+def test_unusual_strings_are_left_to_pycocotools(counts):
+    """A byte outside '0'..'o', a number cut off, one of seven 5-bit groups, non-ASCII, NUL: not decoded here."""
+    try:
+        record = {"size": [4, 5], "counts": counts.encode("utf-8", "surrogateescape")}
+    except UnicodeEncodeError:
+        record = {"size": [4, 5], "counts": counts.encode("latin-1", "replace")}
+    good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
+    assert rle.areas([good, record]) is None
+    out = np.zeros(1)
+    assert not rle.ious([record], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                        np.zeros(1, np.int64), out)
+
+
+@pytest.mark.parametrize("record", [{"size": [-1, 5], "counts": "0"}, {"size": [4], "counts": "0"},
+                                    {"size": [4, True], "counts": "0"}, {"counts": "0"}, {"size": [4, 5]},
+                                    {"size": [4, 5], "counts": [20]}, "not a dict"])
+def test_unusual_records_are_left_to_the_general_path(record):
+    assert rle.areas([record]) is None
+    good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
+    assert not rle.ious([record], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                        np.zeros(1, np.int64), np.zeros(1))
+
+
+def test_a_zero_size_has_an_area_but_no_iou_here():
+    """pycocotools measures the area of a 0 x 5 mask (0) but would divide by its height in iou: not taken."""
+    empty = {"size": [0, 5], "counts": "0"}
+    assert np.frombuffer(rle.areas([empty]), np.float64).tolist() == [0.0]
+    good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
+    assert not rle.ious([empty], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                        np.zeros(1, np.int64), np.zeros(1))
+
+
+def test_bad_arguments_are_errors():
+    good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
+    with pytest.raises(ValueError, match="sizes"):
+        rle.ious([good], [good], np.zeros(2, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                 np.zeros(1, np.int64), np.zeros(1))
+    with pytest.raises(ValueError, match="out of range"):
+        rle.ious([good], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.ones(1, np.int64),
+                 np.zeros(1, np.int64), np.zeros(1))
+    with pytest.raises(TypeError):
+        rle.areas("not a list")
