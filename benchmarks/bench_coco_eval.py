@@ -203,7 +203,10 @@ def run_convzoo_cocoeval(gt: dict, dets: list, iou_type: str) -> list[float]:
 
 
 def run_convzoo(gt: dict, dets: list, iou_type: str) -> list[float]:
-    return evaluate_coco(gt, dets, iou_type).stats_list
+    from convzoo.cli.eval_detections import available_cores
+
+    # as eval-detections runs by default: one thread per core (the Rust evaluators use every core too)
+    return evaluate_coco(gt, dets, iou_type, threads=available_cores()).stats_list
 
 
 def load_pycocotools_api(coco_cls, gt_path: str, dets_path: str):

@@ -54,16 +54,17 @@ def test_ious_equal_pycocotools(seed):
     dets, gts = _random_masks(rng, 25, h, w), _random_masks(rng, 12, h, w)
     gts += _random_masks(rng, 3, h + 1, w)  # another size: -1 where the boxes overlap (pycocotools)
     crowd = rng.uniform(size=len(gts)) < 0.3
-    group = np.repeat(np.arange(3), [5, 5, 5])  # three groups of ground truths
-    det_group = rng.integers(0, 3, len(dets))
+    det_group = rng.integers(0, 3, len(dets))  # three groups of five ground truths
     order = np.argsort(det_group, kind="stable")
     pair_det = np.repeat(order, 5)
     pair_gt = (det_group[order][:, None] * 5 + np.arange(5)).reshape(-1)
+    shuffled = rng.permutation(len(pair_det))  # any order of the pairs
     for threads in (1, 2, 5):
-        out = np.full(len(pair_det), np.nan)
-        assert rle.ious(dets, gts, crowd, group, pair_det, pair_gt, out, threads)
-        want = np.asarray(mask_utils.iou(dets, gts, crowd.astype(np.uint8)), dtype=np.float64).reshape(len(dets), -1)
-        np.testing.assert_array_equal(out, want[pair_det, pair_gt])
+        for pairs in (np.arange(len(pair_det)), shuffled):
+            out = np.full(len(pairs), np.nan)
+            assert rle.ious(dets, gts, crowd, pair_det[pairs], pair_gt[pairs], out, threads)
+            want = np.asarray(mask_utils.iou(dets, gts, crowd.astype(np.uint8)), dtype=np.float64)
+            np.testing.assert_array_equal(out, want.reshape(len(dets), -1)[pair_det[pairs], pair_gt[pairs]])
     assert (want == -1).any() or h + w < 4  # the size rule was exercised
 
 
@@ -72,8 +73,8 @@ def test_mask_iou_pairs_take_the_compiled_path_or_pycocotools_alike():
     dets, gts = _random_masks(rng, 10, 30, 40), _random_masks(rng, 4, 30, 40)
     pair_det, pair_gt = np.repeat(np.arange(10), 4), np.tile(np.arange(4), 10)
     crowd, image = np.array([0, 1, 0, 0], bool), np.zeros(40, np.int64)
-    fast = masks.mask_iou_pairs(dets, gts, crowd, pair_det, pair_gt, image, np.zeros(4, np.int64), threads=2)
-    slow = masks.mask_iou_pairs(dets, gts, crowd, pair_det, pair_gt, image)  # no groups: pycocotools per image
+    fast = masks.mask_iou_pairs(dets, gts, crowd, pair_det, pair_gt, image, threads=2)
+    slow = masks.mask_iou_pairs(tuple(dets), gts, crowd, pair_det, pair_gt, image)  # not a list: pycocotools
     np.testing.assert_array_equal(fast, slow)
 
 
@@ -86,9 +87,8 @@ def test_unusual_strings_are_left_to_pycocotools(counts):
         record = {"size": [4, 5], "counts": counts.encode("latin-1", "replace")}
     good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
     assert rle.areas([good, record]) is None
-    out = np.zeros(1)
     assert not rle.ious([record], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
-                        np.zeros(1, np.int64), out)
+                        np.zeros(1))
 
 
 @pytest.mark.parametrize("record", [{"size": [-1, 5], "counts": "0"}, {"size": [4], "counts": "0"},
@@ -98,7 +98,7 @@ def test_unusual_records_are_left_to_the_general_path(record):
     assert rle.areas([record]) is None
     good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
     assert not rle.ious([record], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
-                        np.zeros(1, np.int64), np.zeros(1))
+                        np.zeros(1))
 
 
 def test_a_zero_size_has_an_area_but_no_iou_here():
@@ -107,16 +107,14 @@ def test_a_zero_size_has_an_area_but_no_iou_here():
     assert np.frombuffer(rle.areas([empty]), np.float64).tolist() == [0.0]
     good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
     assert not rle.ious([empty], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
-                        np.zeros(1, np.int64), np.zeros(1))
+                        np.zeros(1))
 
 
 def test_bad_arguments_are_errors():
     good = mask_utils.encode(np.ones((4, 5), dtype=np.uint8, order="F"))
     with pytest.raises(ValueError, match="sizes"):
-        rle.ious([good], [good], np.zeros(2, bool), np.zeros(1, np.int64), np.zeros(1, np.int64),
-                 np.zeros(1, np.int64), np.zeros(1))
+        rle.ious([good], [good], np.zeros(2, bool), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1))
     with pytest.raises(ValueError, match="out of range"):
-        rle.ious([good], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.ones(1, np.int64),
-                 np.zeros(1, np.int64), np.zeros(1))
+        rle.ious([good], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1))
     with pytest.raises(TypeError):
         rle.areas("not a list")

@@ -4,9 +4,9 @@
  * areas(rles) -> float64 bytes or None
  *     rles: a list of compressed RLE dicts ({"size": [h, w], "counts": str or bytes}). The pixel count of each
  *     (rleArea).
- * ious(det_rles, gt_rles, gt_crowd, gt_group, pair_det, pair_gt, out, threads=1) -> bool
- *     gt_crowd bool[G], gt_group int64[G] (pairs only join a detection to ground truths of one group, contiguous in
- *     gt order), pair_det, pair_gt int64[P] (detection-major: each detection's ground truths together), out
+ * ious(det_rles, gt_rles, gt_crowd, pair_det, pair_gt, out, threads=1) -> bool
+ *     gt_crowd bool[G], pair_det, pair_gt int64[P] (indices into the two lists; fastest with each detection's pairs
+ *     together and the detections in list order: the strings are then read in the order they lie in memory), out
  *     float64[P] written: rleIou of each pair, crowd ground truths dividing by the detection's area; -1 where the
  *     two sizes differ and the boxes overlap (pycocotools). The pairs are cut into `threads` parts, one a thread.
  *
@@ -175,40 +175,34 @@ static int load(const Text *t, Mask *mask) {
     return 0;
 }
 
+enum { SLOTS = 1024 };  /* a direct-mapped cache of decoded ground truths (those of the images at hand) */
+
 static int run_ious(const Text *dt, Py_ssize_t nd, const Text *gt, Py_ssize_t ng, const uint8_t *crowd,
-                    const int64_t *group, const int64_t *pd, const int64_t *pg, Py_ssize_t p0, Py_ssize_t p1,
-                    double *out) {
+                    const int64_t *pd, const int64_t *pg, Py_ssize_t p0, Py_ssize_t p1, double *out) {
     Mask det = {{NULL, 0, 0}, {0}, 0, 0};
-    Mask *gts = NULL;
-    Py_ssize_t cap = 0, lo = 0, hi = 0, current = -1;  /* the decoded ground truths [lo, hi) of one group */
+    Mask *cache = calloc(SLOTS, sizeof(Mask));
+    Py_ssize_t *held = malloc(SLOTS * sizeof(Py_ssize_t)), current = -1;
+    if (!cache || !held) { free(cache), free(held); return -1; }
+    for (Py_ssize_t i = 0; i < SLOTS; i++) held[i] = -1;
     int status = 0;
     for (Py_ssize_t p = p0; p < p1 && status == 0; p++) {
         Py_ssize_t d = pd[p], g = pg[p];
         if (d < 0 || d >= nd || g < 0 || g >= ng) { status = 2; break; }
         if (d != current && (status = load(&dt[d], &det))) break;
         current = d;
-        if (g < lo || g >= hi) {
-            Py_ssize_t a = g, b = g + 1;
-            while (a > 0 && group[a - 1] == group[g]) a--;
-            while (b < ng && group[b] == group[g]) b++;
-            if (b - a > cap) {
-                Mask *more = realloc(gts, (size_t)(b - a) * sizeof(Mask));
-                if (!more) { status = -1; break; }
-                memset(more + cap, 0, (size_t)(b - a - cap) * sizeof(Mask));
-                gts = more, cap = b - a;
-            }
-            for (Py_ssize_t q = a; q < b && status == 0; q++) status = load(&gt[q], &gts[q - a]);
-            lo = a, hi = b;
-            if (status) break;
+        Mask *m = &cache[g % SLOTS];
+        if (held[g % SLOTS] != g) {
+            held[g % SLOTS] = -1;
+            if ((status = load(&gt[g], m))) break;
+            held[g % SLOTS] = g;
         }
-        const Mask *m = &gts[g - lo];
         if (!overlap(det.box, m->box)) out[p] = 0.0;
         else if (det.h != m->h || det.w != m->w) out[p] = -1.0;
         else out[p] = rle_iou(&det.rle, &m->rle, crowd[g] != 0);
     }
     free(det.rle.cnts);
-    for (Py_ssize_t q = 0; q < cap; q++) free(gts[q].rle.cnts);
-    free(gts);
+    for (Py_ssize_t i = 0; i < SLOTS; i++) free(cache[i].rle.cnts);
+    free(cache), free(held);
     return status;
 }
 
@@ -216,14 +210,14 @@ typedef struct {
     const Text *dt, *gt;
     Py_ssize_t nd, ng, p0, p1;
     const uint8_t *crowd;
-    const int64_t *group, *pd, *pg;
+    const int64_t *pd, *pg;
     double *out;
     int status;
 } Part;
 
 static void *run_part(void *arg) {
     Part *t = arg;
-    t->status = run_ious(t->dt, t->nd, t->gt, t->ng, t->crowd, t->group, t->pd, t->pg, t->p0, t->p1, t->out);
+    t->status = run_ious(t->dt, t->nd, t->gt, t->ng, t->crowd, t->pd, t->pg, t->p0, t->p1, t->out);
     return NULL;
 }
 
@@ -261,25 +255,25 @@ static int run_threads(Part *whole, Py_ssize_t np, Py_ssize_t threads) {
 static PyObject *ious(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *dlist, *glist;
-    Py_buffer b[5];
+    Py_buffer b[4];
     memset(b, 0, sizeof b);
     Py_ssize_t threads = 1;
-    if (!PyArg_ParseTuple(args, "O!O!y*y*y*y*w*|n", &PyList_Type, &dlist, &PyList_Type, &glist, &b[0], &b[1], &b[2],
-                          &b[3], &b[4], &threads))
+    if (!PyArg_ParseTuple(args, "O!O!y*y*y*w*|n", &PyList_Type, &dlist, &PyList_Type, &glist, &b[0], &b[1], &b[2],
+                          &b[3], &threads))
         return NULL;
     Text *dt = NULL, *gt = NULL;
-    Py_ssize_t nd = 0, ng = 0, np = b[2].len / 8;
+    Py_ssize_t nd = 0, ng = 0, np = b[1].len / 8;
     PyObject *result = NULL;
     int got = texts(dlist, &dt, &nd);
     if (got == 0) got = texts(glist, &gt, &ng);
     if (got > 0) {
         Py_INCREF(Py_False), result = Py_False;
     } else if (got == 0) {
-        if (b[0].len != ng || b[1].len != ng * 8 || b[3].len != np * 8 || b[4].len != np * 8) {
+        if (b[0].len != ng || b[2].len != np * 8 || b[3].len != np * 8) {
             PyErr_SetString(PyExc_ValueError, "_rle: sizes do not agree");
         } else {
             int status;
-            Part whole = {dt, gt, nd, ng, 0, np, b[0].buf, b[1].buf, b[2].buf, b[3].buf, b[4].buf, 0};
+            Part whole = {dt, gt, nd, ng, 0, np, b[0].buf, b[1].buf, b[2].buf, b[3].buf, 0};
             Py_BEGIN_ALLOW_THREADS
             status = run_threads(&whole, np, threads < 1 ? 1 : threads);
             Py_END_ALLOW_THREADS
@@ -289,7 +283,7 @@ static PyObject *ious(PyObject *self, PyObject *args) {
         }
     }
     PyMem_Free(dt), PyMem_Free(gt);
-    for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
+    for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
     return result;
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from convzoo.evaluation.masks import fast_rles, rle_areas, to_rle
+from convzoo.evaluation.masks import compressed_areas, fast_rles, rle_areas, to_rle
 from convzoo.evaluation.matching import sorted_unique
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
@@ -168,11 +168,20 @@ def _nonnegative(array: np.ndarray, records: list, kind: str, what: str) -> None
         raise ValueError(f"{_record(records, kind, i)}: negative {what}; {bad.sum()} such records")
 
 
-def _rles(records: list, image: np.ndarray, sizes: np.ndarray, kind: str, default_boxes=None) -> list:
+def _segmentations(records: list) -> list:
     try:
-        segmentations = list(map(itemgetter("segmentation"), records))
+        return list(map(itemgetter("segmentation"), records))
     except KeyError:
-        segmentations = [r.get("segmentation") for r in records]
+        return [r.get("segmentation") for r in records]
+
+
+def _rles(records: list, image: np.ndarray, sizes: np.ndarray, kind: str, default_boxes=None,
+          segmentations: list | None = None, all_rles: bool = False) -> list:
+    """The records' segmentations as compressed RLEs (``segmentations``: their column, when already taken;
+    ``all_rles``: the caller knows every one is a compressed RLE dict)."""
+    segmentations = _segmentations(records) if segmentations is None else segmentations
+    if all_rles:
+        return segmentations
     rles = fast_rles(segmentations, image, sizes)
     boxes = default_boxes.tolist() if default_boxes is not None else None
     for i in [i for i, rle in enumerate(rles) if rle is None]:  # what the column checks did not take, one by one
@@ -268,9 +277,13 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox")
         _nonnegative(boxes[:, 2:], results, kind, "bbox width or height")
         area = boxes[:, 2] * boxes[:, 3]
     if iou_type == "segm" or mode == "segm":
-        segmentations = _rles(results, image, gt.image_sizes, kind, default_boxes=boxes)
+        column = _segmentations(results)
+        # the compiled areas take only compressed RLE dicts: where they take them all, nothing else needs checking
+        mask_area = compressed_areas(column) if mode == "segm" else None
+        segmentations = _rles(results, image, gt.image_sizes, kind, default_boxes=boxes, segmentations=column,
+                              all_rles=mask_area is not None)
     if mode == "segm":
-        area = rle_areas(segmentations)
+        area = rle_areas(segmentations) if mask_area is None else mask_area
         if iou_type == "segm":  # masks are compared as masks: their boxes are never read (and cost a decode)
             boxes = np.full((len(results), 4), np.nan)
         else:

@@ -182,8 +182,7 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
         if pycocotools_quirks and keypoints and not use_categories:
             # pycocotools' computeOks looks up the pooled category -1 and finds no ground truth: nothing matches.
             pair_det, pair_gt = pair_det[:0], pair_gt[:0]
-        sim = core_sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, g_group, kpt_sigmas,
-                                     threads)
+        sim = core_sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, kpt_sigmas, threads)
         if len(sim) < len(never):
             core_sim = never
         del never
@@ -306,15 +305,14 @@ def _numpy_tables(sim, pair_det, pair_gt, g_group, g_crowd, g_ignore, g_ids, d_i
     return precision, recall, scores, matched_gt
 
 
-def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, g_group, kpt_sigmas, threads=1
-                ) -> np.ndarray:
+def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, kpt_sigmas, threads=1) -> np.ndarray:
     """Similarity of each pair: box IoU, mask IoU or OKS (``float64[P]``)."""
     gi, di = g_idx[pair_gt], d_idx[pair_det]
     if iou_type == "bbox":
         return box_iou_pairs(dets.boxes[di], gt.boxes[gi], gt.iscrowd[gi])
-    if iou_type == "segm":
-        return mask_iou_pairs([dets.segmentations[i] for i in d_idx], [gt.segmentations[j] for j in g_idx],
-                              gt.iscrowd[g_idx], pair_det, pair_gt, dets.image[di], g_group, threads)
+    if iou_type == "segm":  # the detections in file order: their strings lie in memory in that order
+        return mask_iou_pairs(dets.segmentations, [gt.segmentations[j] for j in g_idx], gt.iscrowd[g_idx], di,
+                              pair_gt, dets.image[di], threads)
     sigmas = KEYPOINT_SIGMAS if kpt_sigmas is None else np.asarray(kpt_sigmas, dtype=np.float64)
     if len(gi) and gt.keypoints.shape[1] != len(sigmas):
         raise ValueError(f"{len(sigmas)} OKS sigmas given for {gt.keypoints.shape[1]} keypoints")

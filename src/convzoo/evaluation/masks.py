@@ -137,35 +137,58 @@ def _polygons(segmentations: list, polys, image: np.ndarray, sizes: np.ndarray, 
             start += len(part)
 
 
+def compressed_areas(rles: list, threads: int = 2) -> np.ndarray | None:
+    """``float64[N]``: the pixel count of each compressed RLE dict, by the compiled kernels on up to ``threads``
+    threads; ``None`` where they were not built or a record is not a compressed RLE dict they take (a ``size`` of
+    two integers >= 0, ``counts`` a string pycocotools decodes the ordinary way)."""
+    module = _compiled()
+    if module is None or type(rles) is not list or not rles:
+        return None if module is None or type(rles) is not list else np.zeros(0)
+    cuts = [len(rles) * i // threads for i in range(threads + 1)] if len(rles) > 10000 else [0, len(rles)]
+    if len(cuts) == 2:
+        raw = [module.areas(rles)]
+    else:  # the kernels release the interpreter lock
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(cuts) - 1) as pool:
+            raw = list(pool.map(lambda i: module.areas(rles[cuts[i]:cuts[i + 1]]), range(len(cuts) - 1)))
+    if any(part is None for part in raw):
+        return None
+    return np.frombuffer(b"".join(raw), dtype=np.float64).copy()
+
+
 def rle_areas(rles: list) -> np.ndarray:
     """``float64[N]``: the pixel count of each compressed RLE (pycocotools' ``area``)."""
     if not rles:
         return np.zeros(0)
-    raw = _compiled().areas(rles) if _compiled() is not None and type(rles) is list else None
-    if raw is not None:
-        return np.frombuffer(raw, dtype=np.float64).copy()
+    compiled = compressed_areas(rles)
+    if compiled is not None:
+        return compiled
     return np.concatenate([mask_utils.area(rles[i:i + _AREA_CHUNK]) for i in range(0, len(rles), _AREA_CHUNK)]
                           ).astype(np.float64)
 
 
 def mask_iou_pairs(det_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray,
-                   pair_image: np.ndarray, gt_group: np.ndarray | None = None, threads: int = 1) -> np.ndarray:
+                   pair_image: np.ndarray, threads: int = 1) -> np.ndarray:
     """Mask IoU of every (detection, ground truth) pair, ``float64[P]``; ``pair_image`` ``int[P]`` is their image.
 
-    With ``gt_group`` (``int[G]``: each ground truth's group, contiguous, and the pairs detection-major within a group,
-    as :func:`~convzoo.evaluation.matching.group_pairs` makes them) and the compiled kernels, one call for all pairs (on
-    ``threads`` threads). Otherwise one ``pycocotools.mask.iou`` call per image, over the image's paired detections and
-    ground truths (a pair of another category in the same image costs pycocotools' box test, and a mask comparison where
-    the boxes overlap). RLEs are compressed; a crowd ground truth divides by the detection's area only (pycocotools'
-    crowd rule).
+    With the compiled kernels, one call for all pairs, taken in the order of ``det_rles`` (the order their strings
+    lie in memory when it is the records' own order) on ``threads`` threads. Otherwise one ``pycocotools.mask.iou``
+    call per image, over the image's paired detections and ground truths (a pair of another category in the same
+    image costs pycocotools' box test, and a mask comparison where the boxes overlap). RLEs are compressed; a crowd
+    ground truth divides by the detection's area only (pycocotools' crowd rule).
     """
     out = np.empty(len(pair_det))
     if not len(pair_det):
         return out
-    if gt_group is not None and _compiled() is not None and _compiled().ious(
-            det_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=bool), np.ascontiguousarray(gt_group, np.int64),
-            np.ascontiguousarray(pair_det, np.int64), np.ascontiguousarray(pair_gt, np.int64), out, threads):
-        return out
+    if _compiled() is not None and type(det_rles) is list and type(gt_rles) is list:
+        by_det = np.argsort(pair_det, kind="stable")
+        sorted_out = np.empty(len(pair_det))
+        if _compiled().ious(det_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=bool),
+                            np.ascontiguousarray(pair_det[by_det], np.int64),
+                            np.ascontiguousarray(pair_gt[by_det], np.int64), sorted_out, threads):
+            out[by_det] = sorted_out
+            return out
     order = np.lexsort((pair_det, pair_image))  # pairs by image, then detection
     image, det, gt = pair_image[order], pair_det[order], pair_gt[order]
     num_d, num_g = int(det.max()) + 1, int(gt.max()) + 1
