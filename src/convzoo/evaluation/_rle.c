@@ -1,7 +1,7 @@
 /* COCO's compressed RLE masks, compiled: the areas and the pairwise mask IoUs of masks.py, bit for bit those of
  * pycocotools' maskApi.c (rleFrString, rleArea, rleToBbox, bbIou, rleIou), without a Python call per image.
  *
- * areas(rles) -> float64 bytes or None
+ * areas(rles, threads=1) -> float64 bytes or None
  *     rles: a list of compressed RLE dicts ({"size": [h, w], "counts": str or bytes}). The pixel count of each
  *     (rleArea).
  * ious(det_rles, gt_rles, gt_crowd, pair_det, pair_gt, out, threads=1) -> bool
@@ -27,6 +27,8 @@
 
 typedef struct { const char *s; Py_ssize_t n; int64_t h, w; } Text;
 
+static PyObject *key_counts, *key_size;  /* interned once: their hashes are cached */
+
 /* The "counts" strings (borrowed: valid while the list is alive) and "size" of a list of RLE dicts. 0 on success,
  * 1 when one is not a dict with a str or bytes "counts" and a "size" of two integers, -1 with an exception. */
 static int texts(PyObject *list, Text **out, Py_ssize_t *count) {
@@ -36,9 +38,9 @@ static int texts(PyObject *list, Text **out, Py_ssize_t *count) {
     *out = t, *count = n;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(list, i), *counts, *size;
-        if (!PyDict_Check(item) || !(counts = PyDict_GetItemString(item, "counts")) ||
-            !(size = PyDict_GetItemString(item, "size")))
-            return 1;
+        if (!PyDict_Check(item) || !(counts = PyDict_GetItemWithError(item, key_counts)) ||
+            !(size = PyDict_GetItemWithError(item, key_size)))
+            return PyErr_Occurred() ? -1 : 1;
         if (PyUnicode_Check(counts)) {
             if (!(t[i].s = PyUnicode_AsUTF8AndSize(counts, &t[i].n))) return -1;
         } else if (PyBytes_Check(counts)) {
@@ -137,12 +139,25 @@ static double rle_iou(const Rle *dt, const Rle *gt, int crowd) {  /* rleIou's me
     return (double)i / (double)u;
 }
 
-static PyObject *areas(PyObject *self, PyObject *arg) {
+typedef struct { const Text *t; Py_ssize_t i0, i1; double *a; int status; } AreaPart;
+
+static void *area_part(void *arg) {
+    AreaPart *part = arg;
+    Rle r = {NULL, 0, 0};
+    for (Py_ssize_t i = part->i0; i < part->i1 && part->status == 0; i++)
+        if ((part->status = decode(&part->t[i], &r)) == 0) part->a[i] = (double)area_of(&r);
+    free(r.cnts);
+    return NULL;
+}
+
+static PyObject *areas(PyObject *self, PyObject *args) {
     (void)self;
+    PyObject *list;
+    Py_ssize_t threads = 1, n;
+    if (!PyArg_ParseTuple(args, "O|n", &list, &threads)) return NULL;
+    if (!PyList_Check(list)) return PyErr_Format(PyExc_TypeError, "_rle: expected a list of RLE dicts");
     Text *t = NULL;
-    Py_ssize_t n;
-    if (!PyList_Check(arg)) return PyErr_Format(PyExc_TypeError, "_rle: expected a list of RLE dicts");
-    int got = texts(arg, &t, &n);
+    int got = texts(list, &t, &n);
     if (got) {
         PyMem_Free(t);
         if (got < 0) return NULL;
@@ -151,14 +166,29 @@ static PyObject *areas(PyObject *self, PyObject *arg) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(double));
     if (!out) { PyMem_Free(t); return NULL; }
     double *a = (double *)PyBytes_AS_STRING(out);
-    int status = 0;
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    AreaPart parts[64];
+    for (Py_ssize_t i = 0; i < threads; i++)
+        parts[i] = (AreaPart){t, n * i / threads, n * (i + 1) / threads, a, 0};
     Py_BEGIN_ALLOW_THREADS
-    Rle r = {NULL, 0, 0};
-    for (Py_ssize_t i = 0; i < n && status == 0; i++)
-        if ((status = decode(&t[i], &r)) == 0) a[i] = (double)area_of(&r);
-    free(r.cnts);
+#ifndef _WIN32
+    pthread_t ids[64];
+    int started[64] = {0};
+    for (Py_ssize_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, area_part, &parts[i]) == 0;
+    area_part(&parts[0]);
+    for (Py_ssize_t i = 1; i < threads; i++) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        else area_part(&parts[i]);
+    }
+#else
+    for (Py_ssize_t i = 0; i < threads; i++) area_part(&parts[i]);
+#endif
     Py_END_ALLOW_THREADS
     PyMem_Free(t);
+    int status = 0;
+    for (Py_ssize_t i = 0; i < threads; i++)
+        if (parts[i].status && (status == 0 || parts[i].status < 0)) status = parts[i].status;
     if (status < 0) { Py_DECREF(out); return PyErr_NoMemory(); }
     if (status > 0) { Py_DECREF(out); Py_RETURN_NONE; }
     return out;
@@ -288,11 +318,15 @@ static PyObject *ious(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"areas", areas, METH_O, "The pixel count of each compressed RLE string (see the file's head)."},
+    {"areas", areas, METH_VARARGS, "The pixel count of each compressed RLE string (see the file's head)."},
     {"ious", ious, METH_VARARGS, "Mask IoU of (detection, ground truth) pairs (see the file's head)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rle", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__rle(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__rle(void) {
+    if (!key_counts && !(key_counts = PyUnicode_InternFromString("counts"))) return NULL;
+    if (!key_size && !(key_size = PyUnicode_InternFromString("size"))) return NULL;
+    return PyModule_Create(&module);
+}

@@ -175,6 +175,19 @@ def _segmentations(records: list) -> list:
         return [r.get("segmentation") for r in records]
 
 
+def start_mask_areas(results: list):
+    """The compiled areas of the results' masks begun on a thread (a ``Future`` of :func:`compressed_areas`, which
+    runs without the interpreter lock), for :func:`parse_detections`; ``None`` where it would not help."""
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict) or compressed_areas([]) is None:
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    started = pool.submit(compressed_areas, _segmentations(results))
+    pool.shutdown(wait=False)  # its thread ends with the one task
+    return started
+
+
 def _rles(records: list, image: np.ndarray, sizes: np.ndarray, kind: str, default_boxes=None,
           segmentations: list | None = None, all_rles: bool = False) -> list:
     """The records' segmentations as compressed RLEs (``segmentations``: their column, when already taken;
@@ -256,9 +269,10 @@ def parse_ground_truth(dataset: dict, iou_type: str = "bbox") -> CocoGroundTruth
                            area, iscrowd, ignore, boxes, segmentations, keypoints)
 
 
-def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox") -> CocoDetections:
+def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox", started=None) -> CocoDetections:
     """Validate COCO result dicts against ``gt`` and turn them into arrays (the work of pycocotools' ``loadRes``).
 
+    ``started``: :func:`start_mask_areas` of ``results``, begun while the ground truth was parsed.
     The first record decides how areas are measured, as in ``loadRes``: a ``bbox`` gives ``w * h``, otherwise a
     ``segmentation`` gives the mask area and ``keypoints`` give the area of their extent.
     """
@@ -279,7 +293,9 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox")
     if iou_type == "segm" or mode == "segm":
         column = _segmentations(results)
         # the compiled areas take only compressed RLE dicts: where they take them all, nothing else needs checking
-        mask_area = compressed_areas(column) if mode == "segm" else None
+        mask_area = None
+        if mode == "segm":
+            mask_area = started.result() if started is not None else compressed_areas(column)
         segmentations = _rles(results, image, gt.image_sizes, kind, default_boxes=boxes, segmentations=column,
                               all_rles=mask_area is not None)
     if mode == "segm":

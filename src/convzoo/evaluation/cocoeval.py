@@ -19,7 +19,13 @@ import numpy as np
 
 from convzoo.evaluation import compiled
 from convzoo.evaluation.accumulate import accumulate
-from convzoo.evaluation.coco import CocoDetections, CocoGroundTruth, parse_detections, parse_ground_truth
+from convzoo.evaluation.coco import (
+    CocoDetections,
+    CocoGroundTruth,
+    parse_detections,
+    parse_ground_truth,
+    start_mask_areas,
+)
 from convzoo.evaluation.masks import mask_iou_pairs
 from convzoo.evaluation.matching import box_iou_pairs, group_pairs, match_detections, oks_pairs
 
@@ -129,8 +135,11 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
         threads: evaluate the categories on this many threads (the C core's own threads; without it, groups of
             categories in :mod:`convzoo.evaluation.threads`); the same numbers.
     """
+    started = None
+    if iou_type == "segm" and not isinstance(dets, CocoDetections) and not isinstance(gt, CocoGroundTruth):
+        started = start_mask_areas(dets)  # the results' mask areas beside the ground truth's polygons
     gt = gt if isinstance(gt, CocoGroundTruth) else parse_ground_truth(gt, iou_type)
-    dets = dets if isinstance(dets, CocoDetections) else parse_detections(dets, gt, iou_type)
+    dets = dets if isinstance(dets, CocoDetections) else parse_detections(dets, gt, iou_type, started)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     if threads > 1 and compiled.core() is None:  # the C core runs its categories on threads itself

@@ -142,19 +142,10 @@ def compressed_areas(rles: list, threads: int = 2) -> np.ndarray | None:
     threads; ``None`` where they were not built or a record is not a compressed RLE dict they take (a ``size`` of
     two integers >= 0, ``counts`` a string pycocotools decodes the ordinary way)."""
     module = _compiled()
-    if module is None or type(rles) is not list or not rles:
-        return None if module is None or type(rles) is not list else np.zeros(0)
-    cuts = [len(rles) * i // threads for i in range(threads + 1)] if len(rles) > 10000 else [0, len(rles)]
-    if len(cuts) == 2:
-        raw = [module.areas(rles)]
-    else:  # the kernels release the interpreter lock
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(cuts) - 1) as pool:
-            raw = list(pool.map(lambda i: module.areas(rles[cuts[i]:cuts[i + 1]]), range(len(cuts) - 1)))
-    if any(part is None for part in raw):
+    if module is None or type(rles) is not list:
         return None
-    return np.frombuffer(b"".join(raw), dtype=np.float64).copy()
+    raw = module.areas(rles, threads if len(rles) > 10000 else 1)
+    return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
 
 
 def rle_areas(rles: list) -> np.ndarray:
