@@ -221,10 +221,10 @@ def child(name: str, gt_path: str, dets_path: str, iou_type: str) -> list[float]
         if name == "convzoo":
             from convzoo.cli.eval_detections import available_cores
             from convzoo.evaluation import parse_ground_truth, read_detections, read_json
-            from convzoo.evaluation.reading import start_reading_boxes
+            from convzoo.evaluation.reading import start_reading
 
             # as eval-detections runs by default: the results read beside the ground truth, one thread per core
-            started = start_reading_boxes(dets_path) if iou_type == "bbox" else None
+            started = start_reading(dets_path, iou_type)
             gt = parse_ground_truth(read_json(gt_path), iou_type)
             dets = read_detections(dets_path, gt, iou_type, started)
             return evaluate_coco(gt, dets, iou_type, threads=available_cores()).stats_list

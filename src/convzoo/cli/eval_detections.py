@@ -127,11 +127,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     # numpy and the evaluator load here, not when the command line is parsed: --help answers at once
     from convzoo.evaluation import evaluate_coco, parse_ground_truth, read_detections, read_json
     from convzoo.evaluation.cocoeval import summary_rows
-    from convzoo.evaluation.reading import start_reading_boxes
+    from convzoo.evaluation.reading import start_reading
     from convzoo.evaluation.voc import evaluate_voc, read_voc_folder
 
-    coco_boxes = args.protocol == "coco" and args.iou_type == "bbox" and not args.gt.is_dir()
-    started = start_reading_boxes(args.dets) if coco_boxes else None  # read beside the ground truth
+    coco_file = args.protocol == "coco" and not args.gt.is_dir()
+    started = start_reading(args.dets, args.iou_type) if coco_file else None  # read beside the ground truth
     if args.gt.is_dir():
         names = args.class_names.read_text().split() if args.class_names else None
         gt = read_voc_folder(args.gt, names)

@@ -35,6 +35,19 @@ static int push(Column *c, const void *value) {
     return 0;
 }
 
+static int push_bytes(Column *c, const char *bytes, size_t n) {  /* bytes, not 8-byte values */
+    if (c->used + n > c->size) {
+        size_t size = c->size ? 2 * c->size : 1 << 16;
+        while (size < c->used + n) size *= 2;
+        char *data = PyMem_RawRealloc(c->data, size);
+        if (!data) return -1;
+        c->data = data, c->size = size;
+    }
+    memcpy(c->data + c->used, bytes, n);
+    c->used += n;
+    return 0;
+}
+
 typedef struct { FILE *file; char *buf; size_t len, cap, pos; int eof; } Reader;
 
 /* Make at least `need` bytes from pos available (fewer only at the end of the file); -1 on a read error. */
@@ -192,10 +205,81 @@ static int skip_value(const char *p, const char *stop, const char **end, int dep
     return stop - p < 5 ? MORE : BAD;
 }
 
-typedef struct { int64_t image, category; double score, box[4]; long others; } Record;  /* others: skipped */
+typedef struct {
+    int64_t image, category, h, w;  /* h, w: the mask's size (mask results) */
+    double score, box[4];
+    long others;  /* members skipped */
+    int has_box;
+} Record;
 
-/* One result object starting at p ('{'); its end in *end. */
-static int record(const char *p, const char *stop, const char **end, Record *out) {
+/* A JSON integer at p: its value in *value, its end in *end. */
+static int integer(const char *p, const char *stop, const char **end, int64_t *value) {
+    int integral, status = number(p, stop, end, &integral);
+    if (status != OK) return status;
+    return integral && to_int64(p, *end, value) == OK ? OK : BAD;
+}
+
+/* A compressed RLE {"size": [h, w], "counts": "..."} at p (exactly these two members, in either order, h and w
+ * integers >= 0); the counts, unescaped, appended to *counts. Only the escapes \\ and \/ are taken (an RLE string's
+ * bytes are '0'..'o'; the general reader decides anything else). */
+static int segmentation(const char *p, const char *stop, const char **end, Record *out, Column *counts) {
+    int seen = 0, status;
+    if (*p != '{') return p >= stop ? MORE : BAD;
+    p = skip_space(p + 1);
+    for (;;) {
+        if (p >= stop) return MORE;
+        if (*p != '"') return BAD;
+        int field = !strncmp(p, "\"size\"", 6) ? 1 : !strncmp(p, "\"counts\"", 8) ? 2 : 0;
+        if (!field) return stop - p < 8 ? MORE : BAD;
+        if (field & seen) return BAD;
+        seen |= field;
+        p = skip_space(p + (field == 1 ? 6 : 8));
+        if (p >= stop) return MORE;
+        if (*p != ':') return BAD;
+        p = skip_space(p + 1);
+        if (p >= stop) return MORE;
+        if (field == 1) {
+            if (*p != '[') return BAD;
+            for (int i = 0; i < 2; i++) {
+                p = skip_space(p + 1);
+                if ((status = integer(p, stop, &p, i ? &out->w : &out->h)) != OK) return status;
+                p = skip_space(p);
+                if (p >= stop) return MORE;
+                if (*p != (i ? ']' : ',')) return BAD;
+            }
+            if (out->h < 0 || out->w < 0) return BAD;
+            p++;
+        } else {
+            if (*p != '"') return BAD;
+            const char *run = ++p;
+            for (;; p++) {
+                if (p >= stop) return MORE;
+                if (*p == '"') break;
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80) return BAD;
+                if (*p == '\\') {
+                    if (p + 1 >= stop) return MORE;
+                    if (p[1] != '\\' && p[1] != '/') return BAD;
+                    if (push_bytes(counts, run, (size_t)(p - run)) || push_bytes(counts, p + 1, 1)) return BAD;
+                    run = p + 2, p++;
+                }
+            }
+            if (push_bytes(counts, run, (size_t)(p - run))) return BAD;
+            p++;
+        }
+        p = skip_space(p);
+        if (p >= stop) return MORE;
+        if (*p == '}') break;
+        if (*p != ',') return BAD;
+        p = skip_space(p + 1);
+    }
+    if (seen != 3) return BAD;
+    *end = p + 1;
+    return OK;
+}
+
+/* One result object starting at p ('{'); its end in *end. counts: NULL for box results (image_id, category_id,
+ * score and bbox required), else where mask results' counts go (segmentation required, bbox optional). */
+static int record(const char *p, const char *stop, const char **end, Record *out, Column *counts) {
     int seen = 0, status, integral;
     out->others = 0;
     p = skip_space(p + 1);
@@ -216,7 +300,8 @@ static int record(const char *p, const char *stop, const char **end, Record *out
         int field = length == 8 && !memcmp(key, "image_id", 8) ? 1
                     : length == 11 && !memcmp(key, "category_id", 11) ? 2
                     : length == 5 && !memcmp(key, "score", 5) ? 4
-                    : length == 4 && !memcmp(key, "bbox", 4) ? 8 : 0;
+                    : length == 4 && !memcmp(key, "bbox", 4) ? 8
+                    : counts && length == 12 && !memcmp(key, "segmentation", 12) ? 16 : 0;
         if (field & seen) return BAD;  /* a repeated field: json keeps the last, this reader does not guess */
         seen |= field;
         const char *q;
@@ -238,6 +323,8 @@ static int record(const char *p, const char *stop, const char **end, Record *out
                 if (*q != (i < 3 ? ',' : ']')) return BAD;
                 q++;
             }
+        } else if (field == 16) {
+            if ((status = segmentation(p, stop, &q, out, counts)) != OK) return status;
         } else if ((status = skip_value(p, stop, &q, 0)) != OK) {
             return status;
         } else {
@@ -249,14 +336,18 @@ static int record(const char *p, const char *stop, const char **end, Record *out
         if (*p != ',') return BAD;
         p = skip_space(p + 1);
     }
-    if (seen != 15) return BAD;
+    out->has_box = (seen & 8) != 0;
+    if (seen != (counts ? 23 : 15) && seen != (counts ? 31 : 15)) return BAD;
     *end = p + 1;
     return OK;
 }
 
-static int parse(Reader *r, Column columns[4], long *others) {
+/* The file's records into columns: image, category, score, box (4 a record), and for mask results (masks) the
+ * counts' ends (int64, in columns[7]'s bytes), h, w and the counts' bytes. Mask results must all have a box or none. */
+static int parse(Reader *r, Column columns[8], long *others, int masks, long *boxes) {
     const char *p, *end;
     Record rec;
+    *boxes = 0;
     if (fill(r, 1) < 0) return BAD;
     p = skip_space(r->buf);
     if (*p != '[') return BAD;
@@ -273,8 +364,10 @@ static int parse(Reader *r, Column columns[4], long *others) {
                 if (*p != ',') return BAD;
                 p = skip_space(p + 1);
             }
-            status = p >= stop ? MORE : *p == '{' ? record(p, stop, &end, &rec) : BAD;
+            size_t mark = columns[7].used;
+            status = p >= stop ? MORE : *p == '{' ? record(p, stop, &end, &rec, masks ? &columns[7] : NULL) : BAD;
             if (status != MORE) break;
+            columns[7].used = mark;  /* the record is read again from its start */
             if (r->eof) return BAD;
             need = 2 * (r->len - r->pos) + 4096;
         }
@@ -284,9 +377,15 @@ static int parse(Reader *r, Column columns[4], long *others) {
         *others += rec.others;
         if (push(&columns[0], &rec.image) || push(&columns[1], &rec.category) || push(&columns[2], &rec.score))
             return BAD;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 4 && rec.has_box; i++)
             if (push(&columns[3], &rec.box[i])) return BAD;
+        *boxes += rec.has_box;
+        if (masks) {
+            int64_t ends = (int64_t)columns[7].used;
+            if (push(&columns[4], &ends) || push(&columns[5], &rec.h) || push(&columns[6], &rec.w)) return BAD;
+        }
     }
+    if (masks && *boxes && (size_t)*boxes * 8 != columns[0].used) return BAD;  /* some with a box, some without */
     for (;;) {  /* only white space may follow the array */
         if (fill(r, 1) < 0) return BAD;
         p = skip_space(r->buf + r->pos);
@@ -296,44 +395,95 @@ static int parse(Reader *r, Column columns[4], long *others) {
     }
 }
 
-static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
-    const char *path;
+/* Parse the file at path (bytes) into columns without the GIL; OK, or BAD for anything the caller reads again. */
+static int parse_file(PyObject *arg, Column columns[8], long *others, int masks, long *boxes) {
     if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "read_boxes takes the file's path as bytes");
-        return NULL;
+        PyErr_SetString(PyExc_TypeError, "the file's path must be bytes");
+        return -1;
     }
-    path = PyBytes_AS_STRING(arg);
-    if (strlen(path) != (size_t)PyBytes_GET_SIZE(arg)) Py_RETURN_NONE;  /* a NUL inside: not a path fopen reads */
-    Column columns[4] = {{0}};
+    const char *path = PyBytes_AS_STRING(arg);
+    if (strlen(path) != (size_t)PyBytes_GET_SIZE(arg)) return BAD;  /* a NUL inside: not a path fopen reads */
     Reader r = {0};
     int status = BAD;
-    long others = 0;
     r.file = fopen(path, "rb");
     if (r.file) {
         Py_BEGIN_ALLOW_THREADS  /* other Python threads run meanwhile (the caller reads the ground truth) */
-        status = parse(&r, columns, &others);
+        status = parse(&r, columns, others, masks, boxes);
         Py_END_ALLOW_THREADS
         fclose(r.file);
     }
     PyMem_RawFree(r.buf);
-    PyObject *result = status == OK ? PyTuple_New(5) : Py_NewRef(Py_None);
-    for (int i = 0; status == OK && result && i < 4; i++) {  /* bytearrays: numpy's views of them are writable */
-        PyObject *column = PyByteArray_FromStringAndSize(columns[i].data ? columns[i].data : "",
-                                                         (Py_ssize_t)columns[i].used);
+    return status;
+}
+
+static PyObject *column_bytes(const Column *c) {  /* bytearrays: numpy's views of them are writable */
+    return PyByteArray_FromStringAndSize(c->data ? c->data : "", (Py_ssize_t)c->used);
+}
+
+static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
+    Column columns[8] = {{0}};
+    long others = 0, boxes = 0;
+    int status = parse_file(arg, columns, &others, 0, &boxes);
+    PyObject *result = status == OK ? PyTuple_New(5) : NULL;
+    for (int i = 0; result && i < 4; i++) {
+        PyObject *column = column_bytes(&columns[i]);
         if (!column) Py_CLEAR(result);
         else PyTuple_SET_ITEM(result, i, column);
     }
-    if (status == OK && result) {
+    if (result) {
         PyObject *count = PyLong_FromLong(others);
         if (!count) Py_CLEAR(result);
         else PyTuple_SET_ITEM(result, 4, count);
     }
-    for (int i = 0; i < 4; i++) PyMem_RawFree(columns[i].data);
+    for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
+    if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
+    return result;
+}
+
+/* The mask results' RLE dicts {"size": [h, w], "counts": str}, in file order. */
+static PyObject *rle_dicts(const Column columns[8]) {
+    Py_ssize_t n = (Py_ssize_t)(columns[4].used / 8);
+    const int64_t *ends = (const int64_t *)columns[4].data, *h = (const int64_t *)columns[5].data;
+    const int64_t *w = (const int64_t *)columns[6].data;
+    PyObject *list = PyList_New(n), *size_key = PyUnicode_InternFromString("size");
+    PyObject *counts_key = PyUnicode_InternFromString("counts");
+    int collecting = PyGC_Disable();  /* 100,000s of new dicts would start the cycle collector over and over */
+    for (Py_ssize_t i = 0; list && size_key && counts_key && i < n; i++) {
+        int64_t start = i ? ends[i - 1] : 0;
+        PyObject *dict = PyDict_New(), *size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
+        PyObject *text = PyUnicode_DecodeASCII(columns[7].data + start, (Py_ssize_t)(ends[i] - start), NULL);
+        int bad = !dict || !size || !text || PyDict_SetItem(dict, size_key, size) || PyDict_SetItem(dict, counts_key,
+                                                                                                       text);
+        Py_XDECREF(size), Py_XDECREF(text);
+        if (bad) { Py_XDECREF(dict); Py_CLEAR(list); break; }
+        PyList_SET_ITEM(list, i, dict);
+    }
+    if (collecting) PyGC_Enable();
+    Py_XDECREF(size_key), Py_XDECREF(counts_key);
+    return list;
+}
+
+static PyObject *read_masks(PyObject *Py_UNUSED(self), PyObject *arg) {
+    Column columns[8] = {{0}};
+    long others = 0, boxes = 0;
+    int status = parse_file(arg, columns, &others, 1, &boxes);
+    PyObject *result = NULL;
+    if (status == OK) {
+        PyObject *items[5] = {column_bytes(&columns[0]), column_bytes(&columns[1]), column_bytes(&columns[2]),
+                              column_bytes(&columns[3]), rle_dicts(columns)};
+        int ok = items[0] && items[1] && items[2] && items[3] && items[4];
+        result = ok ? Py_BuildValue("(NNNNNl)", items[0], items[1], items[2], items[3], items[4], others) : NULL;
+        if (!ok)
+            for (int i = 0; i < 5; i++) Py_XDECREF(items[i]);
+    }
+    for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
+    if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"read_boxes", read_boxes, METH_O, "COCO box results of a JSON file as int64/float64 bytearrays and a count of skipped members, or None."},
+    {"read_masks", read_masks, METH_O, "COCO mask results: id, score and box bytearrays, the RLE dicts, a count of skipped members; or None."},
     {NULL, NULL, 0, NULL},
 };
 

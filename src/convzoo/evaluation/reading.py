@@ -1,4 +1,5 @@
-"""Reading COCO files fast: box results straight into arrays, by convzoo's compiled reader or msgspec.
+"""Reading COCO files fast: box results straight into arrays, by convzoo's compiled reader or msgspec; mask results
+into arrays and one RLE dict each, by the compiled reader.
 
 Box results are read, in order of preference, by convzoo's own compiled reader (``_boxjson``, C, built with the
 package where a compiler is at hand: a file of plain box results straight into arrays, about 0.1 s for 300,000
@@ -43,6 +44,7 @@ from convzoo.evaluation.coco import (
     _positions,
     parse_detections,
 )
+from convzoo.evaluation.masks import compressed_areas
 
 CHUNK_BYTES = 1 << 22  # JSON text decoded at once by the msgspec path (about 40,000 box results)
 _BETWEEN_RECORDS = re.compile(rb"\}\s*,\s*\{")
@@ -108,28 +110,48 @@ def _compiled_columns(path: str | Path) -> tuple | None:
     return image_ids, category_ids, np.frombuffer(raw[2]), np.frombuffer(raw[3]).reshape(-1, 4), raw[4]
 
 
-def start_reading_boxes(path: str | Path) -> Future | None:
-    """Start the compiled reader on the box results at ``path`` in a thread (it runs without the interpreter lock,
-    so the caller can read the ground truth meanwhile); pass the future to :func:`read_detections`. ``None``
-    without the compiled reader."""
-    if _boxjson() is None:
+def _compiled_masks(path: str | Path) -> tuple | None:
+    """The compiled reader's ``(image_ids, category_ids, score, boxes float64[D, 4] or None, rles, others, areas)``
+    of a file of mask results (``segmentation`` a compressed RLE dict; ``bbox`` in all or none; ``areas``: the
+    masks' areas where there are no boxes, ``None`` where the RLE kernels do not take them), or ``None``."""
+    raw = _boxjson().read_masks(os.fsencode(path)) if _boxjson() is not None else None
+    if raw is None:
         return None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="convzoo-read-boxes")
-    future = pool.submit(_compiled_columns, path)
+    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in raw[:2])
+    boxes = np.frombuffer(raw[3]).reshape(-1, 4) if len(raw[3]) else None
+    areas = compressed_areas(raw[4]) if boxes is None else None  # on the reading thread, beside the ground truth
+    return image_ids, category_ids, np.frombuffer(raw[2]), boxes, raw[4], raw[5], areas
+
+
+def start_reading(path: str | Path, iou_type: str = "bbox") -> Future | None:
+    """Start the compiled reader on the box (``bbox``) or mask (``segm``) results at ``path`` in a thread (it runs
+    without the interpreter lock, so the caller can read the ground truth meanwhile); pass the future to
+    :func:`read_detections`. ``None`` without the compiled reader or for another ``iou_type``."""
+    if _boxjson() is None or iou_type not in ("bbox", "segm"):
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="convzoo-read-results")
+    future = pool.submit(_compiled_columns if iou_type == "bbox" else _compiled_masks, path)
     pool.shutdown(wait=False)
     return future
 
 
+def start_reading_boxes(path: str | Path) -> Future | None:
+    """:func:`start_reading` of box results."""
+    return start_reading(path, "bbox")
+
+
 def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox",
                     started: Future | None = None) -> CocoDetections:
-    """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record;
-    ``started``: :func:`start_reading_boxes` of the same ``path``."""
+    """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record and
+    for mask results with one RLE dict each; ``started``: :func:`start_reading` of the same ``path`` and type."""
     path = Path(path)
-    if iou_type == "bbox":
-        columns = started.result() if started is not None else _compiled_columns(path)
-        compiled = None if columns is None else box_columns(*columns[:4], gt)
-        if compiled is not None:
-            return compiled
+    if iou_type in ("bbox", "segm"):
+        reader = _compiled_columns if iou_type == "bbox" else _compiled_masks
+        columns = started.result() if started is not None else reader(path)
+        if columns is not None:
+            compiled = box_columns(*columns[:4], gt) if iou_type == "bbox" else mask_columns(*columns, gt)
+            if compiled is not None:
+                return compiled
     fast = _msgspec()
     if fast is not None and iou_type == "bbox":
         msgspec, box_result, int_box_result = fast
@@ -184,6 +206,22 @@ def box_columns(image_ids: np.ndarray, category_ids: np.ndarray, score: np.ndarr
     if image is None or category is None:
         return None
     return CocoDetections(image, category, score, boxes[:, 2] * boxes[:, 3], boxes)
+
+
+def mask_columns(image_ids: np.ndarray, category_ids: np.ndarray, score: np.ndarray, boxes: np.ndarray | None,
+                 rles: list, others: int, areas: np.ndarray | None, gt: CocoGroundTruth) -> CocoDetections | None:
+    """:class:`CocoDetections` of mask results read by the compiled reader (as ``parse_detections`` makes them for
+    ``segm``: box areas where there are boxes, as pycocotools' ``loadRes``), or ``None`` where the checks refuse a
+    value or the RLE kernels did not measure the masks (the general readers then decide)."""
+    if not np.isfinite(score).all() or (boxes is not None and not (np.isfinite(boxes).all()
+                                                                   and (boxes[:, 2:] >= 0).all())):
+        return None
+    image, category = _positions(image_ids, gt.image_ids), _positions(category_ids, gt.category_ids)
+    if image is None or category is None or (boxes is None and areas is None):
+        return None
+    if boxes is None:
+        return CocoDetections(image, category, score, areas, np.full((len(score), 4), np.nan), rles)
+    return CocoDetections(image, category, score, boxes[:, 2] * boxes[:, 3], boxes, rles)
 
 
 def record_chunks(handle, size: int):
