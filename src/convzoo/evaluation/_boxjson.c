@@ -440,26 +440,31 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
     return result;
 }
 
-/* The mask results' RLE dicts {"size": [h, w], "counts": str}, in file order. */
+/* The mask results' RLE dicts {"size": [h, w], "counts": str}, in file order. Consecutive records of one size share
+ * one size list (as equal as separate ones; 72 bytes a record less). */
 static PyObject *rle_dicts(const Column columns[8]) {
     Py_ssize_t n = (Py_ssize_t)(columns[4].used / 8);
     const int64_t *ends = (const int64_t *)columns[4].data, *h = (const int64_t *)columns[5].data;
     const int64_t *w = (const int64_t *)columns[6].data;
     PyObject *list = PyList_New(n), *size_key = PyUnicode_InternFromString("size");
-    PyObject *counts_key = PyUnicode_InternFromString("counts");
+    PyObject *counts_key = PyUnicode_InternFromString("counts"), *size = NULL;
     int collecting = PyGC_Disable();  /* 100,000s of new dicts would start the cycle collector over and over */
     for (Py_ssize_t i = 0; list && size_key && counts_key && i < n; i++) {
         int64_t start = i ? ends[i - 1] : 0;
-        PyObject *dict = PyDict_New(), *size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
+        if (!size || h[i] != h[i - 1] || w[i] != w[i - 1]) {
+            Py_XDECREF(size);
+            size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
+        }
+        PyObject *dict = PyDict_New();
         PyObject *text = PyUnicode_DecodeASCII(columns[7].data + start, (Py_ssize_t)(ends[i] - start), NULL);
         int bad = !dict || !size || !text || PyDict_SetItem(dict, size_key, size) || PyDict_SetItem(dict, counts_key,
                                                                                                        text);
-        Py_XDECREF(size), Py_XDECREF(text);
+        Py_XDECREF(text);
         if (bad) { Py_XDECREF(dict); Py_CLEAR(list); break; }
         PyList_SET_ITEM(list, i, dict);
     }
     if (collecting) PyGC_Enable();
-    Py_XDECREF(size_key), Py_XDECREF(counts_key);
+    Py_XDECREF(size), Py_XDECREF(size_key), Py_XDECREF(counts_key);
     return list;
 }
 
