@@ -118,3 +118,47 @@ def test_bad_arguments_are_errors():
         rle.ious([good], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1))
     with pytest.raises(TypeError):
         rle.areas("not a list")
+
+
+def _reference_polygons(objects: list, h: int, w: int) -> list:
+    out = []
+    for obj in objects:
+        rles = mask_utils.frPyObjects(obj, h, w)
+        out.append(rles[0] if len(obj) == 1 else mask_utils.merge(rles))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_polygons_equal_pycocotools(seed):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 120)), int(rng.integers(1, 120))
+    objects = []
+    for i in range(80):
+        parts = []
+        for _ in range(int(rng.integers(1, 4)) if i % 3 == 0 else 1):
+            n = int(rng.integers(3, 12))
+            pts = rng.uniform(-10, max(h, w) + 10, (n, 2))  # concave, self-crossing, partly outside
+            if i % 4 == 1:
+                pts = np.round(pts)  # integer vertices, some on the grid lines
+            values = pts.reshape(-1).tolist()
+            parts.append([int(v) for v in values] if i % 8 == 1 else values)
+        objects.append(parts)
+    objects.append([[1.0, 1.0, 1.0, 1.0, 5.0, 5.0]])  # two equal consecutive points: left to pycocotools
+    objects.append([[0.5, 0.5, 3.0, 0.5, 3.0, 4.0, 0.5, 0.5]])  # closed explicitly: so is this one
+    got = rle.polygons(objects, h, w, 3)
+    assert got[-1] is None and got[-2] is None and all(r is not None for r in got[:-2])
+    assert got[:-2] == _reference_polygons(objects[:-2], h, w)
+
+
+def test_fast_rles_of_polygons_equal_pycocotools():
+    rng = np.random.default_rng(7)
+    segs = [[rng.uniform(0, 60, 8).tolist()] for _ in range(40)] + [[[1.0, 1.0, 1.0, 1.0, 5.0, 5.0]]]
+    image = np.zeros(len(segs), np.int64)
+    got = masks.fast_rles(segs, image, np.array([[50, 60]]))
+    assert got == _reference_polygons(segs, 50, 60)
+
+
+@pytest.mark.parametrize("objects", [[[]], [[[1, 2, 3, 4]]], [[[1, 2, 3, 4, 5]]], [[(1, 2, 3, 4, 5, 6)]],
+                                     [[[1, 2, 3, 4, 5, "6"]]], [[[1, 2, 3, 4, 5, True]]], ["no"]])
+def test_polygons_refuse_what_pycocotools_would_take_otherwise(objects):
+    assert rle.polygons(objects, 10, 10) is None

@@ -12,6 +12,7 @@ what is wrong with it.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from itertools import chain
 from operator import itemgetter
@@ -21,6 +22,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 _AREA_CHUNK = 255  # pycocotools 2.0.11's area() keeps the list length in a uint8
+_CORES = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
 
 
 @cache
@@ -130,11 +132,28 @@ def _polygons(segmentations: list, polys, image: np.ndarray, sizes: np.ndarray, 
     for s, (h, w) in enumerate(shapes.tolist()):
         members = poly_idx[which.reshape(-1) == s].tolist()
         parts = [segmentations[i] for i in members]
-        rles = mask_utils.frPyObjects(list(chain.from_iterable(parts)), h, w)
-        start = 0
-        for i, part in zip(members, parts):
-            out[i] = rles[start] if len(part) == 1 else mask_utils.merge(rles[start:start + len(part)])
-            start += len(part)
+        compiled = _compiled().polygons(parts, h, w, _CORES) if _compiled() is not None else None
+        if compiled is not None:  # pycocotools' rleFrPoly, merge and rleToString in C, on threads
+            left = [k for k, rle in enumerate(compiled) if rle is None]  # two equal consecutive points
+            for k, rle in zip(left, _pycocotools_polygons([parts[k] for k in left], h, w)):
+                compiled[k] = rle
+            for i, rle in zip(members, compiled):
+                out[i] = rle
+            continue
+        for i, rle in zip(members, _pycocotools_polygons(parts, h, w)):
+            out[i] = rle
+
+
+def _pycocotools_polygons(parts: list, h: int, w: int) -> list:
+    """pycocotools' RLE of each object (a list of polygons): one ``frPyObjects`` call, parts merged."""
+    if not parts:
+        return []
+    rles = mask_utils.frPyObjects(list(chain.from_iterable(parts)), h, w)
+    out, start = [], 0
+    for part in parts:
+        out.append(rles[start] if len(part) == 1 else mask_utils.merge(rles[start:start + len(part)]))
+        start += len(part)
+    return out
 
 
 def compressed_areas(rles: list, threads: int = 2) -> np.ndarray | None:
