@@ -30,14 +30,22 @@ typedef struct { const char *s; Py_ssize_t n; int64_t h, w; } Text;
 
 static PyObject *key_counts, *key_size;  /* interned once: their hashes are cached */
 
-/* The "counts" strings (borrowed: valid while the list is alive) and "size" of a list of RLE dicts. 0 on success,
- * 1 when one is not a dict with a str or bytes "counts" and a "size" of two integers, -1 with an exception. */
-static int texts(PyObject *list, Text **out, Py_ssize_t *count) {
+/* The "counts" strings (borrowed: valid while the list is alive) and "size" of a list of RLE dicts (only of the
+ * records `which`, when given: n_which indices, repeats together). 0 on success, 1 when one is not a dict with a
+ * str or bytes "counts" and a "size" of two integers, -1 with an exception. */
+static int texts(PyObject *list, Text **out, Py_ssize_t *count, const int64_t *which, Py_ssize_t n_which) {
     Py_ssize_t n = PyList_GET_SIZE(list);
     Text *t = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Text));
     if (!t) { PyErr_NoMemory(); return -1; }
     *out = t, *count = n;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t steps = which ? n_which : n;
+    for (Py_ssize_t step = 0; step < steps; step++) {
+        Py_ssize_t i = which ? which[step] : step;
+        if (which && step && which[step] == which[step - 1]) continue;  /* read each record once */
+        if (i < 0 || i >= n) {
+            PyErr_SetString(PyExc_ValueError, "_rle: a pair index is out of range");
+            return -1;
+        }
         PyObject *item = PyList_GET_ITEM(list, i), *counts, *size;
         if (!PyDict_Check(item) || !(counts = PyDict_GetItemWithError(item, key_counts)) ||
             !(size = PyDict_GetItemWithError(item, key_size)))
@@ -158,7 +166,7 @@ static PyObject *areas(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O|n", &list, &threads)) return NULL;
     if (!PyList_Check(list)) return PyErr_Format(PyExc_TypeError, "_rle: expected a list of RLE dicts");
     Text *t = NULL;
-    int got = texts(list, &t, &n);
+    int got = texts(list, &t, &n, NULL, 0);
     if (got) {
         PyMem_Free(t);
         if (got < 0) return NULL;
@@ -295,8 +303,9 @@ static PyObject *ious(PyObject *self, PyObject *args) {
     Text *dt = NULL, *gt = NULL;
     Py_ssize_t nd = 0, ng = 0, np = b[1].len / 8;
     PyObject *result = NULL;
-    int got = texts(dlist, &dt, &nd);
-    if (got == 0) got = texts(glist, &gt, &ng);
+    int paired = b[2].len == np * 8;  /* pair_gt fits: read only the paired records */
+    int got = texts(dlist, &dt, &nd, b[1].buf, np);
+    if (got == 0) got = texts(glist, &gt, &ng, paired ? b[2].buf : NULL, paired ? np : 0);
     if (got > 0) {
         Py_INCREF(Py_False), result = Py_False;
     } else if (got == 0) {
