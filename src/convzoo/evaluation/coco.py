@@ -183,7 +183,9 @@ def start_mask_areas(results: list):
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(1)
-    started = pool.submit(compressed_areas, _segmentations(results))
+    column = _segmentations(results)
+    started = pool.submit(compressed_areas, column)
+    started.column = column  # parse_detections takes it from here
     pool.shutdown(wait=False)  # its thread ends with the one task
     return started
 
@@ -291,7 +293,7 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox",
         _nonnegative(boxes[:, 2:], results, kind, "bbox width or height")
         area = boxes[:, 2] * boxes[:, 3]
     if iou_type == "segm" or mode == "segm":
-        column = _segmentations(results)
+        column = getattr(started, "column", None) or _segmentations(results)
         # the compiled areas take only compressed RLE dicts: where they take them all, nothing else needs checking
         mask_area = None
         if mode == "segm":

@@ -119,13 +119,9 @@ def _compressed(records: list) -> bool:
 
 
 def _polygons(segmentations: list, polys, image: np.ndarray, sizes: np.ndarray, out: list) -> None:
-    """Rasterize the polygon lists ``segmentations[polys]`` into ``out`` if they all pass the column checks."""
-    objects = [segmentations[i] for i in polys]
-    flat = list(chain.from_iterable(objects))
-    lengths = list(map(len, flat)) if set(map(type, flat)) <= {list, tuple} else [0]
-    if not (all(objects) and min(lengths, default=0) >= 6 and not any(n % 2 for n in lengths)
-            and set(map(type, chain.from_iterable(flat))) <= {int, float}):
-        return
+    """Rasterize the polygon lists ``segmentations[polys]`` into ``out``, one image size at a time: by the compiled
+    kernels (which check the records themselves), else by pycocotools if that size's records pass the column
+    checks (those that do not stay ``None`` and go through :func:`to_rle`, which names what is wrong)."""
     poly_idx = np.asarray(polys, dtype=np.int64)
     hw = sizes[image[poly_idx]]
     shapes, which = np.unique(hw, axis=0, return_inverse=True)
@@ -137,11 +133,20 @@ def _polygons(segmentations: list, polys, image: np.ndarray, sizes: np.ndarray, 
             left = [k for k, rle in enumerate(compiled) if rle is None]  # two equal consecutive points
             for k, rle in zip(left, _pycocotools_polygons([parts[k] for k in left], h, w)):
                 compiled[k] = rle
-            for i, rle in zip(members, compiled):
-                out[i] = rle
+        elif _plain_polygons(parts):
+            compiled = _pycocotools_polygons(parts, h, w)
+        else:
             continue
-        for i, rle in zip(members, _pycocotools_polygons(parts, h, w)):
+        for i, rle in zip(members, compiled):
             out[i] = rle
+
+
+def _plain_polygons(objects: list) -> bool:
+    """Whether every object is a non-empty list of polygons of an even number >= 6 of ints and floats."""
+    flat = list(chain.from_iterable(objects))
+    lengths = list(map(len, flat)) if set(map(type, flat)) <= {list, tuple} else [0]
+    return bool(all(objects) and min(lengths, default=0) >= 6 and not any(n % 2 for n in lengths)
+                and set(map(type, chain.from_iterable(flat))) <= {int, float})
 
 
 def _pycocotools_polygons(parts: list, h: int, w: int) -> list:
