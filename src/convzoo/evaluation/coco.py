@@ -175,6 +175,11 @@ def _segmentations(records: list) -> list:
         return [r.get("segmentation") for r in records]
 
 
+def no_boxes(count: int) -> np.ndarray:
+    """``float64[count, 4]`` NaN, read-only and without memory of its own: the boxes of masks compared as masks."""
+    return np.broadcast_to(np.float64(np.nan), (count, 4))
+
+
 def start_mask_areas(results: list):
     """The compiled areas of the results' masks begun on a thread (a ``Future`` of :func:`compressed_areas`, which
     runs without the interpreter lock), for :func:`parse_detections`; ``None`` where it would not help."""
@@ -303,7 +308,7 @@ def parse_detections(results: list, gt: CocoGroundTruth, iou_type: str = "bbox",
     if mode == "segm":
         area = rle_areas(segmentations) if mask_area is None else mask_area
         if iou_type == "segm":  # masks are compared as masks: their boxes are never read (and cost a decode)
-            boxes = np.full((len(results), 4), np.nan)
+            boxes = no_boxes(len(results))
         else:
             boxes = mask_utils.toBbox(segmentations).reshape(-1, 4) if results else np.zeros((0, 4))
     if iou_type == "keypoints" or mode == "keypoints":

@@ -42,6 +42,7 @@ from convzoo.evaluation.coco import (
     _nonnegative,
     _numbers,
     _positions,
+    no_boxes,
     parse_detections,
 )
 from convzoo.evaluation.masks import compressed_areas
@@ -220,7 +221,7 @@ def mask_columns(image_ids: np.ndarray, category_ids: np.ndarray, score: np.ndar
     if image is None or category is None or (boxes is None and areas is None):
         return None
     if boxes is None:
-        return CocoDetections(image, category, score, areas, np.full((len(score), 4), np.nan), rles)
+        return CocoDetections(image, category, score, areas, no_boxes(len(score)), rles)
     return CocoDetections(image, category, score, boxes[:, 2] * boxes[:, 3], boxes, rles)
 
 
