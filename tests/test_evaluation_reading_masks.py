@@ -108,3 +108,21 @@ def test_empty_mask_file(tmp_path):
     path = tmp_path / "dets.json"
     path.write_text("[]")
     _same(read_detections(path, gt, "segm"), parse_detections([], gt, "segm"))
+
+
+def test_read_masks_across_its_flushes(tmp_path):
+    """More than 1 MB of counts: the reader turns them into dicts part by part (FLUSH in _boxjson.c)."""
+    rng = np.random.default_rng(4)
+    gt_dict = {"images": [{"id": 1, "height": 600, "width": 600}], "annotations": [],
+               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    records = []
+    for i in range(12):
+        m = np.asfortranarray((rng.uniform(size=(600, 600)) < 0.5).astype(np.uint8))
+        rle = mask_utils.encode(m)
+        records.append({"image_id": 1, "category_id": 1 + i % 2, "score": float(i) / 12,
+                        "segmentation": {"size": [600, 600], "counts": rle["counts"].decode()}})
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(records))
+    assert path.stat().st_size > 2 << 20
+    gt = parse_ground_truth(gt_dict, "segm")
+    _same(read_detections(path, gt, "segm"), parse_detections(records, gt, "segm"))

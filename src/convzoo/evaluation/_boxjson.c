@@ -342,9 +342,51 @@ static int record(const char *p, const char *stop, const char **end, Record *out
     return OK;
 }
 
+/* Append the pending mask results' RLE dicts {"size": [h, w], "counts": str} to list, in file order; 0, or -1 with an
+ * exception. Consecutive records of one size share one size list (as equal as separate ones; 72 bytes a record
+ * less). Needs the GIL. */
+static int rle_dicts(const Column columns[8], PyObject *list) {
+    Py_ssize_t n = (Py_ssize_t)(columns[4].used / 8);
+    const int64_t *ends = (const int64_t *)columns[4].data, *h = (const int64_t *)columns[5].data;
+    const int64_t *w = (const int64_t *)columns[6].data;
+    PyObject *size_key = PyUnicode_InternFromString("size"), *counts_key = PyUnicode_InternFromString("counts");
+    PyObject *size = NULL;
+    int status = size_key && counts_key ? 0 : -1;
+    int collecting = PyGC_Disable();  /* 100,000s of new dicts would start the cycle collector over and over */
+    for (Py_ssize_t i = 0; status == 0 && i < n; i++) {
+        int64_t start = i ? ends[i - 1] : 0;
+        if (!size || h[i] != h[i - 1] || w[i] != w[i - 1]) {
+            Py_XDECREF(size);
+            size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
+        }
+        PyObject *dict = PyDict_New();
+        PyObject *text = PyUnicode_DecodeASCII(columns[7].data + start, (Py_ssize_t)(ends[i] - start), NULL);
+        status = !dict || !size || !text || PyDict_SetItem(dict, size_key, size) ||
+                 PyDict_SetItem(dict, counts_key, text) || PyList_Append(list, dict) ? -1 : 0;
+        Py_XDECREF(text), Py_XDECREF(dict);
+    }
+    if (collecting) PyGC_Enable();
+    Py_XDECREF(size), Py_XDECREF(size_key), Py_XDECREF(counts_key);
+    return status;
+}
+
+/* Mask results: turn the pending counts into dicts (taking the GIL) once they hold FLUSH bytes, so that the text of
+ * all the masks never lies in memory beside their strings. */
+enum { FLUSH = 1 << 20 };
+
+static int flush(Column columns[8], PyObject *list) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int status = rle_dicts(columns, list);
+    if (status) PyErr_Clear();  /* the caller reads the file again the general way */
+    PyGILState_Release(gil);
+    for (int i = 4; i < 8; i++) columns[i].used = 0;
+    return status ? BAD : OK;
+}
+
 /* The file's records into columns: image, category, score, box (4 a record), and for mask results (masks) the
- * counts' ends (int64, in columns[7]'s bytes), h, w and the counts' bytes. Mask results must all have a box or none. */
-static int parse(Reader *r, Column columns[8], long *others, int masks, long *boxes) {
+ * counts' ends (int64, in columns[7]'s bytes), h, w and the counts' bytes, turned into RLE dicts in the list masks as
+ * they accumulate. Mask results must all have a box or none. */
+static int parse(Reader *r, Column columns[8], long *others, PyObject *masks, long *boxes) {
     const char *p, *end;
     Record rec;
     *boxes = 0;
@@ -383,6 +425,7 @@ static int parse(Reader *r, Column columns[8], long *others, int masks, long *bo
         if (masks) {
             int64_t ends = (int64_t)columns[7].used;
             if (push(&columns[4], &ends) || push(&columns[5], &rec.h) || push(&columns[6], &rec.w)) return BAD;
+            if (columns[7].used >= FLUSH && flush(columns, masks) != OK) return BAD;
         }
     }
     if (masks && *boxes && (size_t)*boxes * 8 != columns[0].used) return BAD;  /* some with a box, some without */
@@ -396,7 +439,7 @@ static int parse(Reader *r, Column columns[8], long *others, int masks, long *bo
 }
 
 /* Parse the file at path (bytes) into columns without the GIL; OK, or BAD for anything the caller reads again. */
-static int parse_file(PyObject *arg, Column columns[8], long *others, int masks, long *boxes) {
+static int parse_file(PyObject *arg, Column columns[8], long *others, PyObject *masks, long *boxes) {
     if (!PyBytes_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "the file's path must be bytes");
         return -1;
@@ -423,7 +466,7 @@ static PyObject *column_bytes(const Column *c) {  /* bytearrays: numpy's views o
 static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
     Column columns[8] = {{0}};
     long others = 0, boxes = 0;
-    int status = parse_file(arg, columns, &others, 0, &boxes);
+    int status = parse_file(arg, columns, &others, NULL, &boxes);
     PyObject *result = status == OK ? PyTuple_New(5) : NULL;
     for (int i = 0; result && i < 4; i++) {
         PyObject *column = column_bytes(&columns[i]);
@@ -440,47 +483,24 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
     return result;
 }
 
-/* The mask results' RLE dicts {"size": [h, w], "counts": str}, in file order. Consecutive records of one size share
- * one size list (as equal as separate ones; 72 bytes a record less). */
-static PyObject *rle_dicts(const Column columns[8]) {
-    Py_ssize_t n = (Py_ssize_t)(columns[4].used / 8);
-    const int64_t *ends = (const int64_t *)columns[4].data, *h = (const int64_t *)columns[5].data;
-    const int64_t *w = (const int64_t *)columns[6].data;
-    PyObject *list = PyList_New(n), *size_key = PyUnicode_InternFromString("size");
-    PyObject *counts_key = PyUnicode_InternFromString("counts"), *size = NULL;
-    int collecting = PyGC_Disable();  /* 100,000s of new dicts would start the cycle collector over and over */
-    for (Py_ssize_t i = 0; list && size_key && counts_key && i < n; i++) {
-        int64_t start = i ? ends[i - 1] : 0;
-        if (!size || h[i] != h[i - 1] || w[i] != w[i - 1]) {
-            Py_XDECREF(size);
-            size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
-        }
-        PyObject *dict = PyDict_New();
-        PyObject *text = PyUnicode_DecodeASCII(columns[7].data + start, (Py_ssize_t)(ends[i] - start), NULL);
-        int bad = !dict || !size || !text || PyDict_SetItem(dict, size_key, size) || PyDict_SetItem(dict, counts_key,
-                                                                                                       text);
-        Py_XDECREF(text);
-        if (bad) { Py_XDECREF(dict); Py_CLEAR(list); break; }
-        PyList_SET_ITEM(list, i, dict);
-    }
-    if (collecting) PyGC_Enable();
-    Py_XDECREF(size), Py_XDECREF(size_key), Py_XDECREF(counts_key);
-    return list;
-}
-
 static PyObject *read_masks(PyObject *Py_UNUSED(self), PyObject *arg) {
     Column columns[8] = {{0}};
     long others = 0, boxes = 0;
-    int status = parse_file(arg, columns, &others, 1, &boxes);
+    PyObject *rles = PyList_New(0);
+    if (!rles) return NULL;
+    int status = parse_file(arg, columns, &others, rles, &boxes);
     PyObject *result = NULL;
+    if (status == OK && rle_dicts(columns, rles) < 0) status = -1;
     if (status == OK) {
         PyObject *items[5] = {column_bytes(&columns[0]), column_bytes(&columns[1]), column_bytes(&columns[2]),
-                              column_bytes(&columns[3]), rle_dicts(columns)};
+                              column_bytes(&columns[3]), rles};
+        rles = NULL;
         int ok = items[0] && items[1] && items[2] && items[3] && items[4];
         result = ok ? Py_BuildValue("(NNNNNl)", items[0], items[1], items[2], items[3], items[4], others) : NULL;
         if (!ok)
             for (int i = 0; i < 5; i++) Py_XDECREF(items[i]);
     }
+    Py_XDECREF(rles);
     for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
     if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
     return result;
