@@ -148,6 +148,23 @@ static double rle_iou(const Rle *dt, const Rle *gt, int crowd) {  /* rleIou's me
     return (double)i / (double)u;
 }
 
+/* work(parts + i * size) for i < n, on n threads (this one the first; a thread that cannot start runs here). */
+static void in_parallel(void *(*work)(void *), void *parts, size_t size, Py_ssize_t n) {
+    char *at = parts;
+#ifndef _WIN32
+    pthread_t ids[64];
+    int started[64] = {0};
+    for (Py_ssize_t i = 1; i < n && i < 64; i++) started[i] = pthread_create(&ids[i], NULL, work, at + i * size) == 0;
+    if (n > 0) work(at);
+    for (Py_ssize_t i = 1; i < n && i < 64; i++) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        else work(at + i * size);
+    }
+#else
+    for (Py_ssize_t i = 0; i < n; i++) work(at + i * size);
+#endif
+}
+
 typedef struct { const Text *t; Py_ssize_t i0, i1; double *a; int status; } AreaPart;
 
 static void *area_part(void *arg) {
@@ -181,18 +198,7 @@ static PyObject *areas(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < threads; i++)
         parts[i] = (AreaPart){t, n * i / threads, n * (i + 1) / threads, a, 0};
     Py_BEGIN_ALLOW_THREADS
-#ifndef _WIN32
-    pthread_t ids[64];
-    int started[64] = {0};
-    for (Py_ssize_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, area_part, &parts[i]) == 0;
-    area_part(&parts[0]);
-    for (Py_ssize_t i = 1; i < threads; i++) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        else area_part(&parts[i]);
-    }
-#else
-    for (Py_ssize_t i = 0; i < threads; i++) area_part(&parts[i]);
-#endif
+    in_parallel(area_part, parts, sizeof *parts, threads);
     Py_END_ALLOW_THREADS
     PyMem_Free(t);
     int status = 0;
@@ -271,18 +277,7 @@ static int run_threads(Part *whole, Py_ssize_t np, Py_ssize_t threads) {
         parts[n] = *whole, parts[n].p0 = start, parts[n].p1 = end, parts[n].status = 0;
         start = end, n++;
     }
-#ifndef _WIN32
-    pthread_t ids[64];
-    int started[64] = {0};
-    for (Py_ssize_t i = 1; i < n; i++) started[i] = pthread_create(&ids[i], NULL, run_part, &parts[i]) == 0;
-    if (n) run_part(&parts[0]);
-    for (Py_ssize_t i = 1; i < n; i++) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        else run_part(&parts[i]);
-    }
-#else
-    for (Py_ssize_t i = 0; i < n; i++) run_part(&parts[i]);
-#endif
+    in_parallel(run_part, parts, sizeof *parts, n);
     int status = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (parts[i].status < 0 || parts[i].status == 2) return parts[i].status;
@@ -548,18 +543,7 @@ static PyObject *polygons(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < threads; i++)
         parts[i] = (PolyPart){xy, poly_end, obj_end, n_obj, &next, (size_t)h, (size_t)w, text, length, 0};
     Py_BEGIN_ALLOW_THREADS
-#ifndef _WIN32
-    pthread_t ids[64];
-    int started[64] = {0};
-    for (Py_ssize_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, poly_part, &parts[i]) == 0;
-    poly_part(&parts[0]);
-    for (Py_ssize_t i = 1; i < threads; i++) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        else poly_part(&parts[i]);
-    }
-#else
-    for (Py_ssize_t i = 0; i < threads; i++) poly_part(&parts[i]);
-#endif
+    in_parallel(poly_part, parts, sizeof *parts, threads);
     Py_END_ALLOW_THREADS
     int status = 0;
     for (Py_ssize_t i = 0; i < threads; i++)
