@@ -2,7 +2,8 @@
 
 - ``_boxjson``: a reader of COCO box results straight into arrays;
 - ``_cocoeval``: pycocotools' matching and accumulation;
-- ``_rle``: the areas and mask IoUs of compressed RLE masks.
+- ``_rle``: the areas and mask IoUs of compressed RLE masks;
+- ``_polygons``: polygons to compressed RLE masks.
 
 ``optional=True``: where no C compiler is at hand the install goes on without them, and convzoo reads results with
 msgspec or json and evaluates with numpy instead (the same numbers, more slowly). Everything else is in
@@ -20,5 +21,8 @@ setup(ext_modules=[
     Extension("convzoo.evaluation._boxjson", ["src/convzoo/evaluation/_boxjson.c"], optional=True),
     Extension("convzoo.evaluation._cocoeval", ["src/convzoo/evaluation/_cocoeval.c"], optional=True,
               extra_compile_args=STRICT),
-    Extension("convzoo.evaluation._rle", ["src/convzoo/evaluation/_rle.c"], optional=True, extra_compile_args=STRICT),
+    Extension("convzoo.evaluation._rle", ["src/convzoo/evaluation/_rle.c"], optional=True, extra_compile_args=STRICT,
+              depends=["src/convzoo/evaluation/_parallel.h"]),
+    Extension("convzoo.evaluation._polygons", ["src/convzoo/evaluation/_polygons.c"], optional=True,
+              extra_compile_args=STRICT, depends=["src/convzoo/evaluation/_parallel.h"]),
 ])

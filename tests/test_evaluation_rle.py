@@ -145,7 +145,7 @@ def test_polygons_equal_pycocotools(seed):
         objects.append(parts)
     objects.append([[1.0, 1.0, 1.0, 1.0, 5.0, 5.0]])  # two equal consecutive points: left to pycocotools
     objects.append([[0.5, 0.5, 3.0, 0.5, 3.0, 4.0, 0.5, 0.5]])  # closed explicitly: so is this one
-    got = rle.polygons(objects, h, w, 3)
+    got = masks._rasterizer().polygons(objects, h, w, 3)
     assert got[-1] is None and got[-2] is None and all(r is not None for r in got[:-2])
     assert got[:-2] == _reference_polygons(objects[:-2], h, w)
 
@@ -161,4 +161,4 @@ def test_fast_rles_of_polygons_equal_pycocotools():
 @pytest.mark.parametrize("objects", [[[]], [[[1, 2, 3, 4]]], [[[1, 2, 3, 4, 5]]], [[(1, 2, 3, 4, 5, 6)]],
                                      [[[1, 2, 3, 4, 5, "6"]]], [[[1, 2, 3, 4, 5, True]]], ["no"]])
 def test_polygons_refuse_what_pycocotools_would_take_otherwise(objects):
-    assert rle.polygons(objects, 10, 10) is None
+    assert masks._rasterizer().polygons(objects, 10, 10) is None

@@ -1,13 +1,13 @@
 """COCO masks in bulk: segmentations to compressed RLEs, their areas, and mask IoU of (detection, ground truth) pairs.
 
 The arithmetic is pycocotools' own C code (``maskApi.c``: ``rleFrPoly``, ``rleArea``, ``rleIou``) or convzoo's compiled
-copy of its RLE part (``_rle.c``: decoding, areas, boxes, IoUs; tested equal), so every number is bit for bit
-pycocotools'. What this module changes is how often it is entered: polygons of one image size go to ``frPyObjects`` in
-one call; areas and the IoUs of all pairs are one call of ``_rle`` (where it was not built, or a record is unusual:
-areas 255 RLEs a ``pycocotools.mask.area`` call, which overflows its uint8 counter on longer lists in 2.0.11, and IoUs
-one ``pycocotools.mask.iou`` call per image). The Python-level checks of the records run over whole columns
-(``set(map(type, ...))``) instead of record by record; a record that fails them goes through :func:`to_rle`, which says
-what is wrong with it.
+copy of it (``_rle.c``: decoding, areas, boxes, IoUs; ``_polygons.c``: rasterizing polygons; tested equal), so every
+number is bit for bit pycocotools'. What this module changes is how often it is entered: polygons of one image size go
+to ``_polygons`` (or ``frPyObjects``) in one call; areas and the IoUs of all pairs are one call of ``_rle`` (where it
+was not built, or a record is unusual: areas 255 RLEs a ``pycocotools.mask.area`` call, which overflows its uint8
+counter on longer lists in 2.0.11, and IoUs one ``pycocotools.mask.iou`` call per image). The Python-level checks of the
+records run over whole columns (``set(map(type, ...))``) instead of record by record; a record that fails them goes
+through :func:`to_rle`, which says what is wrong with it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,16 @@ def _compiled():
     except ImportError:
         return None
     return _rle
+
+
+@cache
+def _rasterizer():
+    """convzoo's compiled polygon rasterizer (``_polygons.c``), or ``None`` where it was not built."""
+    try:
+        from convzoo.evaluation import _polygons
+    except ImportError:
+        return None
+    return _polygons
 
 
 def to_rle(segmentation: Any, height: int, width: int) -> dict:
@@ -128,7 +138,7 @@ def _polygons(segmentations: list, polys, image: np.ndarray, sizes: np.ndarray, 
     for s, (h, w) in enumerate(shapes.tolist()):
         members = poly_idx[which.reshape(-1) == s].tolist()
         parts = [segmentations[i] for i in members]
-        compiled = _compiled().polygons(parts, h, w, _CORES) if _compiled() is not None else None
+        compiled = _rasterizer().polygons(parts, h, w, _CORES) if _rasterizer() is not None else None
         if compiled is not None:  # pycocotools' rleFrPoly, merge and rleToString in C, on threads
             left = [k for k, rle in enumerate(compiled) if rle is None]  # two equal consecutive points
             for k, rle in zip(left, _pycocotools_polygons([parts[k] for k in left], h, w)):
