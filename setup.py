@@ -18,9 +18,12 @@ from setuptools import Extension, setup
 STRICT = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 
 setup(ext_modules=[
-    Extension("convzoo.evaluation._boxjson", ["src/convzoo/evaluation/_boxjson.c"], optional=True),
-    Extension("convzoo.evaluation._cocoeval", ["src/convzoo/evaluation/_cocoeval.c"], optional=True,
-              extra_compile_args=STRICT),
+    Extension("convzoo.evaluation._boxjson",
+              ["src/convzoo/evaluation/_boxjson.c", "src/convzoo/evaluation/_maskjson.c"], optional=True,
+              depends=["src/convzoo/evaluation/_boxjson.h"]),
+    Extension("convzoo.evaluation._cocoeval",
+              ["src/convzoo/evaluation/_cocoeval.c", "src/convzoo/evaluation/_cocoorder.c"], optional=True,
+              extra_compile_args=STRICT, depends=["src/convzoo/evaluation/_cocoeval.h"]),
     Extension("convzoo.evaluation._rle", ["src/convzoo/evaluation/_rle.c"], optional=True, extra_compile_args=STRICT,
               depends=["src/convzoo/evaluation/_parallel.h"]),
     Extension("convzoo.evaluation._polygons", ["src/convzoo/evaluation/_polygons.c"], optional=True,

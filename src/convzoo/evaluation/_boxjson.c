@@ -9,10 +9,10 @@
  * be read) returns None, and the caller reads the file again the general way, whose errors name
  * the record. Numbers are converted as json and then float() convert them (see to_double), so the values are bit
  * for bit those of the other readers. The file is read 4 MB at a time (a record longer than the look-ahead grows the
- * buffer), so the text never lies in memory whole.
+ * buffer), so the text never lies in memory whole. The same scan reads mask results for read_masks (_maskjson.c).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_boxjson.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,9 +21,8 @@
 #define BLOCK (1 << 22)  /* bytes read at a time (a smaller one can be compiled in to test the block ends) */
 #endif
 
-typedef struct { char *data; size_t used, size; } Column;  /* a growing array of 8-byte values */
 
-static int push(Column *c, const void *value) {
+int push(Column *c, const void *value) {
     if (c->used + 8 > c->size) {
         size_t size = c->size ? 2 * c->size : 1 << 16;
         char *data = PyMem_RawRealloc(c->data, size);
@@ -35,7 +34,7 @@ static int push(Column *c, const void *value) {
     return 0;
 }
 
-static int push_bytes(Column *c, const char *bytes, size_t n) {  /* bytes, not 8-byte values */
+int push_bytes(Column *c, const char *bytes, size_t n) {  /* bytes, not 8-byte values */
     if (c->used + n > c->size) {
         size_t size = c->size ? 2 * c->size : 1 << 16;
         while (size < c->used + n) size *= 2;
@@ -72,15 +71,14 @@ static int fill(Reader *r, size_t need) {
     return 0;
 }
 
-enum { OK = 0, BAD = 1, MORE = 2 };  /* MORE: the record runs past the buffer */
 
-static const char *skip_space(const char *p) {
+const char *skip_space(const char *p) {
     while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
     return p;
 }
 
 /* A JSON number at *p: its end in *end; BAD when it is not one, MORE when it touches the buffer's end. */
-static int number(const char *p, const char *stop, const char **end, int *integral) {
+int number(const char *p, const char *stop, const char **end, int *integral) {
     const char *q = p;
     *integral = 1;
     if (*q == '-') q++;
@@ -137,7 +135,7 @@ static int to_double(const char *p, const char *end, double *value) {
     return status;
 }
 
-static int to_int64(const char *p, const char *end, int64_t *value) {
+int to_int64(const char *p, const char *end, int64_t *value) {
     int negative = *p == '-';
     uint64_t v = 0, limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     for (p += negative; p < end; p++) {
@@ -205,77 +203,6 @@ static int skip_value(const char *p, const char *stop, const char **end, int dep
     return stop - p < 5 ? MORE : BAD;
 }
 
-typedef struct {
-    int64_t image, category, h, w;  /* h, w: the mask's size (mask results) */
-    double score, box[4];
-    long others;  /* members skipped */
-    int has_box;
-} Record;
-
-/* A JSON integer at p: its value in *value, its end in *end. */
-static int integer(const char *p, const char *stop, const char **end, int64_t *value) {
-    int integral, status = number(p, stop, end, &integral);
-    if (status != OK) return status;
-    return integral && to_int64(p, *end, value) == OK ? OK : BAD;
-}
-
-/* A compressed RLE {"size": [h, w], "counts": "..."} at p (exactly these two members, in either order, h and w
- * integers >= 0); the counts, unescaped, appended to *counts. Only the escapes \\ and \/ are taken (an RLE string's
- * bytes are '0'..'o'; the general reader decides anything else). */
-static int segmentation(const char *p, const char *stop, const char **end, Record *out, Column *counts) {
-    int seen = 0, status;
-    if (*p != '{') return p >= stop ? MORE : BAD;
-    p = skip_space(p + 1);
-    for (;;) {
-        if (p >= stop) return MORE;
-        if (*p != '"') return BAD;
-        int field = !strncmp(p, "\"size\"", 6) ? 1 : !strncmp(p, "\"counts\"", 8) ? 2 : 0;
-        if (!field) return stop - p < 8 ? MORE : BAD;
-        if (field & seen) return BAD;
-        seen |= field;
-        p = skip_space(p + (field == 1 ? 6 : 8));
-        if (p >= stop) return MORE;
-        if (*p != ':') return BAD;
-        p = skip_space(p + 1);
-        if (p >= stop) return MORE;
-        if (field == 1) {
-            if (*p != '[') return BAD;
-            for (int i = 0; i < 2; i++) {
-                p = skip_space(p + 1);
-                if ((status = integer(p, stop, &p, i ? &out->w : &out->h)) != OK) return status;
-                p = skip_space(p);
-                if (p >= stop) return MORE;
-                if (*p != (i ? ']' : ',')) return BAD;
-            }
-            if (out->h < 0 || out->w < 0) return BAD;
-            p++;
-        } else {
-            if (*p != '"') return BAD;
-            const char *run = ++p;
-            for (;; p++) {
-                if (p >= stop) return MORE;
-                if (*p == '"') break;
-                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80) return BAD;
-                if (*p == '\\') {
-                    if (p + 1 >= stop) return MORE;
-                    if (p[1] != '\\' && p[1] != '/') return BAD;
-                    if (push_bytes(counts, run, (size_t)(p - run)) || push_bytes(counts, p + 1, 1)) return BAD;
-                    run = p + 2, p++;
-                }
-            }
-            if (push_bytes(counts, run, (size_t)(p - run))) return BAD;
-            p++;
-        }
-        p = skip_space(p);
-        if (p >= stop) return MORE;
-        if (*p == '}') break;
-        if (*p != ',') return BAD;
-        p = skip_space(p + 1);
-    }
-    if (seen != 3) return BAD;
-    *end = p + 1;
-    return OK;
-}
 
 /* One result object starting at p ('{'); its end in *end. counts: NULL for box results (image_id, category_id,
  * score and bbox required), else where mask results' counts go (segmentation required, bbox optional). */
@@ -342,47 +269,6 @@ static int record(const char *p, const char *stop, const char **end, Record *out
     return OK;
 }
 
-/* Append the pending mask results' RLE dicts {"size": [h, w], "counts": str} to list, in file order; 0, or -1 with an
- * exception. Consecutive records of one size share one size list (as equal as separate ones; 72 bytes a record
- * less). Needs the GIL. */
-static int rle_dicts(const Column columns[8], PyObject *list) {
-    Py_ssize_t n = (Py_ssize_t)(columns[4].used / 8);
-    const int64_t *ends = (const int64_t *)columns[4].data, *h = (const int64_t *)columns[5].data;
-    const int64_t *w = (const int64_t *)columns[6].data;
-    PyObject *size_key = PyUnicode_InternFromString("size"), *counts_key = PyUnicode_InternFromString("counts");
-    PyObject *size = NULL;
-    int status = size_key && counts_key ? 0 : -1;
-    int collecting = PyGC_Disable();  /* 100,000s of new dicts would start the cycle collector over and over */
-    for (Py_ssize_t i = 0; status == 0 && i < n; i++) {
-        int64_t start = i ? ends[i - 1] : 0;
-        if (!size || h[i] != h[i - 1] || w[i] != w[i - 1]) {
-            Py_XDECREF(size);
-            size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
-        }
-        PyObject *dict = PyDict_New();
-        PyObject *text = PyUnicode_DecodeASCII(columns[7].data + start, (Py_ssize_t)(ends[i] - start), NULL);
-        status = !dict || !size || !text || PyDict_SetItem(dict, size_key, size) ||
-                 PyDict_SetItem(dict, counts_key, text) || PyList_Append(list, dict) ? -1 : 0;
-        Py_XDECREF(text), Py_XDECREF(dict);
-    }
-    if (collecting) PyGC_Enable();
-    Py_XDECREF(size), Py_XDECREF(size_key), Py_XDECREF(counts_key);
-    return status;
-}
-
-/* Mask results: turn the pending counts into dicts (taking the GIL) once they hold FLUSH bytes, so that the text of
- * all the masks never lies in memory beside their strings. */
-enum { FLUSH = 1 << 20 };
-
-static int flush(Column columns[8], PyObject *list) {
-    PyGILState_STATE gil = PyGILState_Ensure();
-    int status = rle_dicts(columns, list);
-    if (status) PyErr_Clear();  /* the caller reads the file again the general way */
-    PyGILState_Release(gil);
-    for (int i = 4; i < 8; i++) columns[i].used = 0;
-    return status ? BAD : OK;
-}
-
 /* The file's records into columns: image, category, score, box (4 a record), and for mask results (masks) the
  * counts' ends (int64, in columns[7]'s bytes), h, w and the counts' bytes, turned into RLE dicts in the list masks as
  * they accumulate. Mask results must all have a box or none. */
@@ -439,7 +325,7 @@ static int parse(Reader *r, Column columns[8], long *others, PyObject *masks, lo
 }
 
 /* Parse the file at path (bytes) into columns without the GIL; OK, or BAD for anything the caller reads again. */
-static int parse_file(PyObject *arg, Column columns[8], long *others, PyObject *masks, long *boxes) {
+int parse_file(PyObject *arg, Column columns[8], long *others, PyObject *masks, long *boxes) {
     if (!PyBytes_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "the file's path must be bytes");
         return -1;
@@ -459,7 +345,7 @@ static int parse_file(PyObject *arg, Column columns[8], long *others, PyObject *
     return status;
 }
 
-static PyObject *column_bytes(const Column *c) {  /* bytearrays: numpy's views of them are writable */
+PyObject *column_bytes(const Column *c) {  /* bytearrays: numpy's views of them are writable */
     return PyByteArray_FromStringAndSize(c->data ? c->data : "", (Py_ssize_t)c->used);
 }
 
@@ -478,29 +364,6 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
         if (!count) Py_CLEAR(result);
         else PyTuple_SET_ITEM(result, 4, count);
     }
-    for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
-    if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
-    return result;
-}
-
-static PyObject *read_masks(PyObject *Py_UNUSED(self), PyObject *arg) {
-    Column columns[8] = {{0}};
-    long others = 0, boxes = 0;
-    PyObject *rles = PyList_New(0);
-    if (!rles) return NULL;
-    int status = parse_file(arg, columns, &others, rles, &boxes);
-    PyObject *result = NULL;
-    if (status == OK && rle_dicts(columns, rles) < 0) status = -1;
-    if (status == OK) {
-        PyObject *items[5] = {column_bytes(&columns[0]), column_bytes(&columns[1]), column_bytes(&columns[2]),
-                              column_bytes(&columns[3]), rles};
-        rles = NULL;
-        int ok = items[0] && items[1] && items[2] && items[3] && items[4];
-        result = ok ? Py_BuildValue("(NNNNNl)", items[0], items[1], items[2], items[3], items[4], others) : NULL;
-        if (!ok)
-            for (int i = 0; i < 5; i++) Py_XDECREF(items[i]);
-    }
-    Py_XDECREF(rles);
     for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
     if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
     return result;

@@ -29,8 +29,7 @@
  * searchsorted(side="left"). setup.py compiles it with -ffp-contract=off: no fused multiply-adds. The work runs
  * without the interpreter lock, its categories on up to `threads` threads (each writes its own cells).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_cocoeval.h"
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -75,10 +74,8 @@ static void box_ious(const double *db, const double *gb, const uint8_t *crowd, P
     }
 }
 
-typedef struct { double score; int32_t index; } Ranked;
-
 /* Sort by decreasing score, ties in index order (numpy's stable argsort of -score): a bottom-up merge sort. */
-static void sort_by_score(Ranked *items, Ranked *tmp, Py_ssize_t n) {
+void cz_sort_by_score(Ranked *items, Ranked *tmp, Py_ssize_t n) {
     for (Py_ssize_t width = 1; width < n; width *= 2) {
         for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
             Py_ssize_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
@@ -207,7 +204,7 @@ static int accumulate_category(const Job *job, Work *w, Py_ssize_t k, Py_ssize_t
     if (!ranked || !tmp || !events || !counts) return -1;
     int64_t *tp = counts, *fp = counts + TA, *nev = counts + 2 * TA, *fp_unmatched = counts + 3 * TA;
     for (Py_ssize_t i = 0; i < n; i++) ranked[i].score = score[i], ranked[i].index = (int32_t)i;
-    sort_by_score(ranked, tmp, n);
+    cz_sort_by_score(ranked, tmp, n);
     for (Py_ssize_t m = 0; m < M; m++) {
         memset(counts, 0, (size_t)(3 * TA + A) * sizeof(int64_t));
         Py_ssize_t nd = 0;
@@ -338,7 +335,7 @@ static int run(const Job *job) {
     return status;
 }
 
-static int sized(Py_buffer *b, Py_ssize_t count, Py_ssize_t item, const char *name) {
+int cz_sized(Py_buffer *b, Py_ssize_t count, Py_ssize_t item, const char *name) {
     if (b->len != count * item) {
         PyErr_Format(PyExc_ValueError, "_cocoeval: %s has %zd bytes, expected %zd", name, b->len, count * item);
         return -1;
@@ -364,14 +361,14 @@ static PyObject *evaluate(PyObject *self, PyObject *args) {
     Py_ssize_t T = b[12].len / 8, R = b[13].len / 8, M = b[14].len / 8;
     job.D = D, job.G = G, job.P = b[11].len / 8, job.T = T, job.R = R, job.M = M, job.A = A, job.I = I, job.K = K;
     job.quirks = quirks, job.use_sim = use_sim, job.K_out = K_out, job.threads = threads;
-    int ok = I >= 1 && K >= 0 && K_out >= 0 && threads >= 1 && M >= 1 && sized(&b[18], K, 8, "slot") == 0 && sized(&b[1], D, 8, "d_group") == 0 && sized(&b[2], D, 8, "d_rank") == 0 &&
-             sized(&b[4], N, 8, "area") == 0 && (use_sim || sized(&b[5], N, 32, "box") == 0) &&
-             sized(&b[7], G, 1, "g_crowd") == 0 && sized(&b[8], A * G, 1, "g_ignore") == 0 &&
-             sized(&b[9], G, 1, "g_idnz") == 0 && (use_sim || sized(&b[10], G, 32, "g_box") == 0) &&
-             sized(&b[16], A, 8, "area_hi") == 0 && sized(&b[17], K * A, 8, "npig") == 0 &&
-             sized(&b[19], T * R * K_out * A * M, 8, "precision") == 0 &&
-             sized(&b[20], T * K_out * A * M, 8, "recall") == 0 && sized(&b[21], T * R * K_out * A * M, 8, "scores") == 0 &&
-             (b[22].len == 0 || sized(&b[22], T * A * D, 8, "matched_gt") == 0);
+    int ok = I >= 1 && K >= 0 && K_out >= 0 && threads >= 1 && M >= 1 && cz_sized(&b[18], K, 8, "slot") == 0 && cz_sized(&b[1], D, 8, "d_group") == 0 && cz_sized(&b[2], D, 8, "d_rank") == 0 &&
+             cz_sized(&b[4], N, 8, "area") == 0 && (use_sim || cz_sized(&b[5], N, 32, "box") == 0) &&
+             cz_sized(&b[7], G, 1, "g_crowd") == 0 && cz_sized(&b[8], A * G, 1, "g_ignore") == 0 &&
+             cz_sized(&b[9], G, 1, "g_idnz") == 0 && (use_sim || cz_sized(&b[10], G, 32, "g_box") == 0) &&
+             cz_sized(&b[16], A, 8, "area_hi") == 0 && cz_sized(&b[17], K * A, 8, "npig") == 0 &&
+             cz_sized(&b[19], T * R * K_out * A * M, 8, "precision") == 0 &&
+             cz_sized(&b[20], T * K_out * A * M, 8, "recall") == 0 && cz_sized(&b[21], T * R * K_out * A * M, 8, "scores") == 0 &&
+             (b[22].len == 0 || cz_sized(&b[22], T * A * D, 8, "matched_gt") == 0);
     const int64_t *d_index = b[0].buf, *slot = b[18].buf;
     for (Py_ssize_t i = 0; ok && i < D; i++) ok = d_index[i] >= 0 && d_index[i] < N;
     for (Py_ssize_t k = 0; ok && k < K; k++) ok = slot[k] >= -1 && slot[k] < K_out;
@@ -397,107 +394,12 @@ static PyObject *evaluate(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* order(image, category, score, keep, num_images, num_cats, max_det, index, group, rank) -> (D, beyond)
- *
- * The detections to evaluate in evaluate()'s order: those with keep (bool[N]) by group = category * num_images +
- * image, within a group by decreasing score, ties in file order (two stable counting sorts, then a stable sort of
- * each group), cut at max_det per group. Writes the first D entries of index, group, rank (int64[N] each) and
- * returns D and the number cut. image, category int64[N] within range; score float64[N]. */
-static int order_run(Py_ssize_t N, const int64_t *image, const int64_t *category, const double *score,
-                     const uint8_t *keep, Py_ssize_t I, Py_ssize_t K, int64_t max_det, int64_t *index,
-                     int64_t *group, int64_t *rank, Py_ssize_t *kept, Py_ssize_t *beyond) {
-    Py_ssize_t buckets = I > K ? I : K, n = 0;
-    int64_t *count = calloc((size_t)buckets + 1, sizeof(int64_t)), *tmp = malloc((size_t)(N ? N : 1) * sizeof(int64_t));
-    Ranked *items = malloc(sizeof(Ranked) * 64), *spare = NULL;
-    Py_ssize_t room_items = 64;
-    if (!count || !tmp || !items) { free(count), free(tmp), free(items); return -1; }
-    for (Py_ssize_t i = 0; i < N; i++)
-        if (keep[i]) count[image[i] + 1]++;
-    for (Py_ssize_t b = 0; b < I; b++) count[b + 1] += count[b];
-    for (Py_ssize_t i = 0; i < N; i++)
-        if (keep[i]) tmp[count[image[i]]++] = i, n++;
-    memset(count, 0, ((size_t)buckets + 1) * sizeof(int64_t));
-    for (Py_ssize_t i = 0; i < n; i++) count[category[tmp[i]] + 1]++;
-    for (Py_ssize_t b = 0; b < K; b++) count[b + 1] += count[b];
-    for (Py_ssize_t i = 0; i < n; i++) index[count[category[tmp[i]]]++] = tmp[i];
-    Py_ssize_t out = 0, cut = 0;
-    for (Py_ssize_t lo = 0; lo < n;) {
-        int64_t key = category[index[lo]] * I + image[index[lo]];
-        Py_ssize_t hi = lo + 1;
-        while (hi < n && category[index[hi]] * I + image[index[hi]] == key) hi++;
-        Py_ssize_t len = hi - lo;
-        if (len > room_items) {
-            Ranked *more = realloc(items, sizeof(Ranked) * (size_t)len);
-            if (!more) { free(count), free(tmp), free(items), free(spare); return -1; }
-            items = more, room_items = len;
-            free(spare), spare = NULL;
-        }
-        for (Py_ssize_t i = 0; i < len; i++) items[i].score = score[index[lo + i]], items[i].index = (int32_t)i;
-        if (len <= 16) {  /* insertion sort: stable, moves an item past strictly lower scores only */
-            for (Py_ssize_t i = 1; i < len; i++) {
-                Ranked x = items[i];
-                Py_ssize_t j = i;
-                while (j > 0 && items[j - 1].score < x.score) items[j] = items[j - 1], j--;
-                items[j] = x;
-            }
-        } else {
-            if (!spare && !(spare = malloc(sizeof(Ranked) * (size_t)room_items))) {
-                free(count), free(tmp), free(items);
-                return -1;
-            }
-            sort_by_score(items, spare, len);
-        }
-        for (Py_ssize_t i = 0; i < len; i++) tmp[i] = index[lo + items[i].index];
-        for (Py_ssize_t i = 0; i < len; i++) {
-            if (i >= max_det) { cut++; continue; }
-            index[out] = tmp[i], group[out] = key, rank[out] = i, out++;
-        }
-        lo = hi;
-    }
-    free(count), free(tmp), free(items), free(spare);
-    *kept = out, *beyond = cut;
-    return 0;
-}
-
-static PyObject *order(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer b[7];
-    memset(b, 0, sizeof b);
-    Py_ssize_t I, K;
-    long long max_det;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*nnLw*w*w*", &b[0], &b[1], &b[2], &b[3], &I, &K, &max_det, &b[4], &b[5],
-                          &b[6]))
-        return NULL;
-    Py_ssize_t N = b[0].len / 8;
-    int ok = I >= 0 && K >= 0 && sized(&b[1], N, 8, "category") == 0 && sized(&b[2], N, 8, "score") == 0 &&
-             sized(&b[3], N, 1, "keep") == 0 && sized(&b[4], N, 8, "index") == 0 && sized(&b[5], N, 8, "group") == 0 &&
-             sized(&b[6], N, 8, "rank") == 0;
-    const int64_t *image = b[0].buf, *category = b[1].buf;
-    const uint8_t *keep = b[3].buf;
-    for (Py_ssize_t i = 0; ok && i < N; i++)
-        ok = !keep[i] || (image[i] >= 0 && image[i] < I && category[i] >= 0 && category[i] < K);
-    if (!ok && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "_cocoeval: image or category out of range");
-    PyObject *result = NULL;
-    if (ok) {
-        Py_ssize_t kept = 0, beyond = 0;
-        int status;
-        Py_BEGIN_ALLOW_THREADS
-        status = order_run(N, image, category, b[2].buf, keep, I, K, (int64_t)max_det, b[4].buf, b[5].buf, b[6].buf,
-                           &kept, &beyond);
-        Py_END_ALLOW_THREADS
-        if (status) PyErr_NoMemory();
-        else result = Py_BuildValue("nn", kept, beyond);
-    }
-    for (int i = 0; i < 7; i++) PyBuffer_Release(&b[i]);
-    return result;
-}
-
 static PyMethodDef methods[] = {
     {"evaluate", evaluate, METH_VARARGS, "pycocotools' matching and accumulation (see the file's head)."},
-    {"order", order, METH_VARARGS, "The detections to evaluate, in evaluate()'s order (see order_run)."},
+    {"order", cz_order, METH_VARARGS, "The detections to evaluate, in evaluate()'s order (see order_run)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cocoeval", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cocoeval", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__cocoeval(void) { return PyModule_Create(&module); }
