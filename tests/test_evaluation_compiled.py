@@ -157,3 +157,12 @@ def test_the_core_refuses_what_does_not_fit():
     unordered[1] = np.array([0, 1, 0])  # image 1 of 1: not a group of these categories
     with pytest.raises(ValueError, match="order"):
         module.evaluate(*unordered)
+
+
+@pytest.mark.parametrize("options", [{"iou_thresholds": [np.nan, 0.5]}, {"rec_thresholds": [0.0, np.inf]},
+                                     {"rec_thresholds": [-np.inf, 0.5]}])
+def test_thresholds_must_be_finite(options):
+    """pycocotools matches everything at a NaN IoU threshold (min() keeps the NaN); convzoo refuses it."""
+    gt, dets = random_set(1, images=4)
+    with pytest.raises(ValueError, match="must be finite"):
+        evaluate_coco(gt, dets, **options)

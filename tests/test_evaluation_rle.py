@@ -162,3 +162,50 @@ def test_fast_rles_of_polygons_equal_pycocotools():
                                      [[[1, 2, 3, 4, 5, "6"]]], [[[1, 2, 3, 4, 5, True]]], ["no"]])
 def test_polygons_refuse_what_pycocotools_would_take_otherwise(objects):
     assert masks._rasterizer().polygons(objects, 10, 10) is None
+
+
+def test_empty_foreground_runs_measure_as_pycocotools_2_0_11():
+    """Runs of length 0 (uncompressed counts such as [2, 0, 2]): rleToBbox of 2.0.11 skips them."""
+    rng = np.random.default_rng(12)
+    rles = []
+    for _ in range(40):
+        h, w = 3, 4
+        counts = rng.integers(0, 4, int(rng.integers(1, 8))).tolist()
+        counts.append(h * w - sum(counts)) if sum(counts) <= h * w else None
+        if sum(counts) != h * w:
+            counts = [h * w]
+        rles.append(mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w))
+    pairs = np.array([(d, g) for d in range(len(rles)) for g in range(len(rles))])
+    out = np.empty(len(pairs))
+    assert rle.ious(rles, rles, np.zeros(len(rles), bool), pairs[:, 0].copy(), pairs[:, 1].copy(), out)
+    want = np.asarray(mask_utils.iou(rles, rles, np.zeros(len(rles), np.uint8)), dtype=np.float64)
+    np.testing.assert_array_equal(out, want.reshape(len(rles), -1)[pairs[:, 0], pairs[:, 1]])
+
+
+def test_counts_that_do_not_fill_the_mask_are_an_error():
+    """pycocotools' rleIou never ends on two masks of different totals; here it is a ValueError."""
+    short = {"size": [2, 2], "counts": "04"}
+    good = {"size": [2, 2], "counts": "05"}
+    with pytest.raises(ValueError, match="add up"):
+        rle.ious([short], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1))
+
+
+def test_polygon_counts_past_2_29_are_encoded_whole():
+    """A count difference of 2^29 or more takes 7 characters (pycocotools allots 6 a count)."""
+    h, w = 32768, 49400
+    obj = [[16390.0, -1.0, 32780.0, -1.0, 32780.0, h + 1.0, 16390.0, h + 1.0],
+           [32790.0, 10, 32791.0, 10, 32791.0, 20, 32790, 20]]
+    got = masks._rasterizer().polygons([obj], h, w, 1)[0]
+    counts, p = [], 0
+    text = got["counts"]
+    while p < len(text):  # rleFrString with Python's unbounded ints
+        x, k, more = 0, 0, True
+        while more:
+            c = text[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more, p, k = bool(c & 0x20), p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        counts.append(x + (counts[-2] if len(counts) > 2 else 0))
+    assert sum(counts) == h * w
+    assert sum(counts[1::2]) == (32780 - 16390) * h + 10  # the rectangle's columns, whole, and the sliver's 10

@@ -169,7 +169,7 @@ static void *poly_part(void *arg) {
             continue;
         }
         if (t->status) break;
-        char *s = malloc(all.n * 6 + 1);
+        char *s = malloc(all.n * 7 + 1);  /* up to 7 characters a count (pycocotools allots 6: too few past 2^29) */
         if (!s) { t->status = -1; break; }
         t->length[o] = encode(&all, s), t->text[o] = s;
     }

@@ -9,6 +9,7 @@
  *     together and the detections in list order: the strings are then read in the order they lie in memory), out
  *     float64[P] written: rleIou of each pair, crowd ground truths dividing by the detection's area; -1 where the
  *     two sizes differ and the boxes overlap (pycocotools). The pairs are cut into `threads` parts, one a thread.
+ *     A mask whose counts do not add up to h x w is a ValueError (pycocotools' merge would never end).
  *
  * Both return None / False, and write nothing usable, when a record is not a dict of a "counts" string and a
  * "size" of two integers >= 0 (> 0 for ious), or a string is not one pycocotools decodes the ordinary way (a byte outside
@@ -100,26 +101,26 @@ static uint32_t area_of(const Rle *r) {  /* rleArea: the odd runs, in uint arith
     return a;
 }
 
-static void bbox_of(const Rle *r, uint32_t h, uint32_t w, double *bb) {  /* rleToBbox, exactly */
+/* rleToBbox of pycocotools 2.0.11, exactly (its uint arithmetic included): each non-empty foreground run from its
+ * first to its last pixel; a run across columns spans the whole height. */
+static void bbox_of(const Rle *r, uint32_t h, uint32_t w, double *bb) {
     Py_ssize_t m = (r->m / 2) * 2;
-    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0, xp = 0;
+    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0;
     if (m == 0) { bb[0] = bb[1] = bb[2] = bb[3] = 0; return; }
-    uint32_t last = 0, x = 0, y = 0;  /* t = x * h + y, kept as the previous t moves on (a division only for jumps) */
     for (Py_ssize_t j = 0; j < m; j++) {
+        uint32_t start = cc;
         cc += r->cnts[j];
-        uint32_t t = cc - (uint32_t)(j % 2);
-        if (j > 0 && t >= last && t - last < h) {
-            y += t - last;
-            if (y >= h) y -= h, x++;
+        if (j % 2 == 0 || r->cnts[j] == 0) continue;  /* background, or an empty foreground run */
+        uint32_t y_start = start % h, x_start = (start - y_start) / h;
+        uint32_t y_end = (cc - 1) % h, x_end = (cc - 1 - y_end) / h;
+        xs = xs < x_start ? xs : x_start, xe = xe > x_end ? xe : x_end;
+        if (x_start < x_end) {
+            ys = 0, ye = h - 1;
         } else {
-            y = t % h, x = (t - y) / h;
+            ys = ys < y_start ? ys : y_start, ye = ye > y_end ? ye : y_end;
         }
-        last = t;
-        if (j % 2 == 0) xp = x;
-        else if (xp < x) ys = 0, ye = h - 1;
-        xs = xs < x ? xs : x, xe = xe > x ? xe : x, ys = ys < y ? ys : y, ye = ye > y ? ye : y;
     }
-    bb[0] = xs, bb[2] = xe - xs + 1, bb[1] = ys, bb[3] = ye - ys + 1;
+    bb[0] = xs, bb[2] = (uint32_t)(xe - xs + 1), bb[1] = ys, bb[3] = (uint32_t)(ye - ys + 1);
 }
 
 static int overlap(const double *db, const double *gb) {  /* bbIou(...) > 0 */
@@ -196,6 +197,9 @@ static int load(const Text *t, Mask *mask) {
     if (t->h <= 0 || t->w <= 0 || t->h > UINT32_MAX || t->w > UINT32_MAX) return 1;
     int status = decode(t, &mask->rle);
     if (status) return status;
+    uint64_t total = 0;  /* rleIou's merge never ends on two masks of different totals (pycocotools hangs there) */
+    for (Py_ssize_t j = 0; j < mask->rle.m; j++) total += mask->rle.cnts[j];
+    if (total != (uint64_t)t->h * (uint64_t)t->w) return 3;
     mask->h = (uint32_t)t->h, mask->w = (uint32_t)t->w;
     bbox_of(&mask->rle, mask->h, mask->w, mask->box);
     return 0;
@@ -261,7 +265,7 @@ static int run_threads(Part *whole, Py_ssize_t np, Py_ssize_t threads) {
     in_parallel(run_part, parts, sizeof *parts, n);
     int status = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (parts[i].status < 0 || parts[i].status == 2) return parts[i].status;
+        if (parts[i].status < 0 || parts[i].status >= 2) return parts[i].status;  /* errors before a fallback */
         if (parts[i].status) status = parts[i].status;
     }
     return status;
@@ -295,6 +299,8 @@ static PyObject *ious(PyObject *self, PyObject *args) {
             Py_END_ALLOW_THREADS
             if (status < 0) PyErr_NoMemory();
             else if (status == 2) PyErr_SetString(PyExc_ValueError, "_rle: a pair index is out of range");
+            else if (status == 3)
+                PyErr_SetString(PyExc_ValueError, "a compressed RLE's counts do not add up to its height x width");
             else result = PyBool_FromLong(status == 0);
         }
     }

@@ -156,6 +156,9 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
         raise ValueError("max_dets needs at least one value")
     iou_thrs = IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, dtype=np.float64).reshape(-1)
     rec_thrs = RECALL_THRESHOLDS if rec_thresholds is None else np.asarray(rec_thresholds, np.float64).reshape(-1)
+    for name, values in (("iou_thresholds", iou_thrs), ("rec_thresholds", rec_thrs)):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} must be finite numbers, got {values.tolist()}")
     if area_ranges is None:
         area_ranges = {k: v for k, v in AREA_RANGES.items() if not (keypoints and k == "small")}
     ranges = list(area_ranges.items()) if isinstance(area_ranges, dict) else [(k, v) for k, v in area_ranges]
