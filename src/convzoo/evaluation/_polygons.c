@@ -23,9 +23,29 @@ static int grow(Counts *c, size_t need) {
     return 0;
 }
 
-static int compare_uint(const void *a, const void *b) {  /* pycocotools' uintCompare */
-    uint32_t c = *(const uint32_t *)a, d = *(const uint32_t *)b;
-    return c > d ? 1 : c < d ? -1 : 0;
+/* Sort n uints ascending (what pycocotools' qsort with uintCompare gives: equal values are indistinguishable, so
+ * any correct sort gives the same array): insertion sort for a few, else four 8-bit LSD radix passes via tmp. */
+static void sort_uints(uint32_t *a, uint32_t *tmp, size_t n) {
+    if (n < 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t x = a[i];
+            size_t j = i;
+            while (j > 0 && a[j - 1] > x) a[j] = a[j - 1], j--;
+            a[j] = x;
+        }
+        return;
+    }
+    uint32_t *from = a, *to = tmp;
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[((from[i] >> shift) & 0xff) + 1]++;
+        if (count[((from[0] >> shift) & 0xff) + 1] == n) continue;  /* one digit everywhere: nothing moves */
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) to[count[(from[i] >> shift) & 0xff]++] = from[i];
+        uint32_t *swap = from;
+        from = to, to = swap;
+    }
+    if (from != a) memcpy(a, from, n * sizeof *a);
 }
 
 /* rleFrPoly of the k points xy (x0, y0, x1, ...) into out; 1 for a polygon left to pycocotools (two equal
@@ -81,7 +101,10 @@ static int from_polygon(const double *xy, size_t k, size_t h, size_t w, Counts *
     if (!a) goto done;
     for (size_t j = 0; j < n; j++) a[j] = (uint32_t)(x[j] * (int)h + y[j]);
     a[n++] = (uint32_t)(h * w);
-    qsort(a, n, sizeof(uint32_t), compare_uint);
+    uint32_t *spare = malloc(sizeof(uint32_t) * n);
+    if (!spare) goto done;
+    sort_uints(a, spare, n);
+    free(spare);
     uint32_t prev = 0;
     for (size_t j = 0; j < n; j++) { uint32_t t = a[j]; a[j] -= prev; prev = t; }
     if (grow(out, n)) goto done;
