@@ -184,10 +184,26 @@ def test_empty_foreground_runs_measure_as_pycocotools_2_0_11():
 
 def test_counts_that_do_not_fill_the_mask_are_an_error():
     """pycocotools' rleIou never ends on two masks of different totals; here it is a ValueError."""
-    short = {"size": [2, 2], "counts": "04"}
-    good = {"size": [2, 2], "counts": "05"}
-    with pytest.raises(ValueError, match="add up"):
+    short = {"size": [2, 2], "counts": "03"}  # 0, 3: three pixels of four
+    good = {"size": [2, 2], "counts": "04"}
+    with pytest.raises(ValueError, match="detection 0 do not add up"):
         rle.ious([short], [good], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1))
+    with pytest.raises(ValueError, match="ground truth 0 do not add up"):
+        rle.ious([good], [short], np.zeros(1, bool), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1))
+
+
+def test_a_mask_that_does_not_fill_is_named_by_its_record():
+    from convzoo.evaluation import evaluate_coco
+
+    gt = {"images": [{"id": 1, "height": 2, "width": 2}], "categories": [{"id": 1}],
+          "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "area": 1, "iscrowd": 0,
+                           "segmentation": {"size": [2, 2], "counts": "04"}},
+                          {"id": 6, "image_id": 1, "category_id": 1, "area": 1, "iscrowd": 0,
+                           "segmentation": {"size": [2, 2], "counts": "03"}}]}
+    dets = [{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [2, 2], "counts": "04"}},
+            {"image_id": 1, "category_id": 1, "score": 0.4, "segmentation": {"size": [2, 2], "counts": "03"}}]
+    with pytest.raises(ValueError, match=r"annotations\[1\]|detections\[1\]"):
+        evaluate_coco(gt, dets, "segm")
 
 
 def test_polygon_counts_past_2_29_are_encoded_whole():

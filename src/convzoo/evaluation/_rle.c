@@ -208,7 +208,8 @@ static int load(const Text *t, Mask *mask) {
 enum { SLOTS = 1024 };  /* a direct-mapped cache of decoded ground truths (those of the images at hand) */
 
 static int run_ious(const Text *dt, Py_ssize_t nd, const Text *gt, Py_ssize_t ng, const uint8_t *crowd,
-                    const int64_t *pd, const int64_t *pg, Py_ssize_t p0, Py_ssize_t p1, double *out) {
+                    const int64_t *pd, const int64_t *pg, Py_ssize_t p0, Py_ssize_t p1, double *out,
+                    Py_ssize_t *bad) {
     Mask det = {{NULL, 0, 0}, {0}, 0, 0};
     Mask *cache = calloc(SLOTS, sizeof(Mask));
     Py_ssize_t *held = malloc(SLOTS * sizeof(Py_ssize_t)), current = -1;
@@ -218,12 +219,15 @@ static int run_ious(const Text *dt, Py_ssize_t nd, const Text *gt, Py_ssize_t ng
     for (Py_ssize_t p = p0; p < p1 && status == 0; p++) {
         Py_ssize_t d = pd[p], g = pg[p];
         if (d < 0 || d >= nd || g < 0 || g >= ng) { status = 2; break; }
-        if (d != current && (status = load(&dt[d], &det))) break;
+        if (d != current && (status = load(&dt[d], &det))) { *bad = d; break; }
         current = d;
         Mask *m = &cache[g % SLOTS];
         if (held[g % SLOTS] != g) {
             held[g % SLOTS] = -1;
-            if ((status = load(&gt[g], m))) break;
+            if ((status = load(&gt[g], m))) {
+                *bad = g, status += status == 3;  /* 4: a ground truth's counts do not fill its mask */
+                break;
+            }
             held[g % SLOTS] = g;
         }
         if (!overlap(det.box, m->box)) out[p] = 0.0;
@@ -243,11 +247,12 @@ typedef struct {
     const int64_t *pd, *pg;
     double *out;
     int status;
+    Py_ssize_t bad;  /* with status 3 (a detection) or 4 (a ground truth): whose counts do not fill the mask */
 } Part;
 
 static void *run_part(void *arg) {
     Part *t = arg;
-    t->status = run_ious(t->dt, t->nd, t->gt, t->ng, t->crowd, t->pd, t->pg, t->p0, t->p1, t->out);
+    t->status = run_ious(t->dt, t->nd, t->gt, t->ng, t->crowd, t->pd, t->pg, t->p0, t->p1, t->out, &t->bad);
     return NULL;
 }
 
@@ -265,7 +270,10 @@ static int run_threads(Part *whole, Py_ssize_t np, Py_ssize_t threads) {
     in_parallel(run_part, parts, sizeof *parts, n);
     int status = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (parts[i].status < 0 || parts[i].status >= 2) return parts[i].status;  /* errors before a fallback */
+        if (parts[i].status < 0 || parts[i].status >= 2) {  /* errors before a fallback */
+            whole->bad = parts[i].bad;
+            return parts[i].status;
+        }
         if (parts[i].status) status = parts[i].status;
     }
     return status;
@@ -293,14 +301,15 @@ static PyObject *ious(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "_rle: sizes do not agree");
         } else {
             int status;
-            Part whole = {dt, gt, nd, ng, 0, np, b[0].buf, b[1].buf, b[2].buf, b[3].buf, 0};
+            Part whole = {dt, gt, nd, ng, 0, np, b[0].buf, b[1].buf, b[2].buf, b[3].buf, 0, -1};
             Py_BEGIN_ALLOW_THREADS
             status = run_threads(&whole, np, threads < 1 ? 1 : threads);
             Py_END_ALLOW_THREADS
             if (status < 0) PyErr_NoMemory();
             else if (status == 2) PyErr_SetString(PyExc_ValueError, "_rle: a pair index is out of range");
-            else if (status == 3)
-                PyErr_SetString(PyExc_ValueError, "a compressed RLE's counts do not add up to its height x width");
+            else if (status >= 3)
+                PyErr_Format(PyExc_ValueError, "_rle: the RLE counts of %s %zd do not add up to its height x width",
+                             status == 3 ? "detection" : "ground truth", whole.bad);
             else result = PyBool_FromLong(status == 0);
         }
     }

@@ -13,6 +13,7 @@ counts as unmatched (pycocotools stores matches as ids and tests them for truth)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -323,8 +324,16 @@ def _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, kpt_sigmas,
     if iou_type == "bbox":
         return box_iou_pairs(dets.boxes[di], gt.boxes[gi], gt.iscrowd[gi])
     if iou_type == "segm":  # the detections in file order: their strings lie in memory in that order
-        return mask_iou_pairs(dets.segmentations, [gt.segmentations[j] for j in g_idx], gt.iscrowd[g_idx], di,
-                              pair_gt, dets.image[di], threads)
+        try:
+            return mask_iou_pairs(dets.segmentations, [gt.segmentations[j] for j in g_idx], gt.iscrowd[g_idx], di,
+                                  pair_gt, dets.image[di], threads)
+        except ValueError as error:  # the compiled kernels name a mask by its position: name the record
+            found = re.search(r"RLE counts of (detection|ground truth) (\d+)", str(error))
+            if found is None:
+                raise
+            record = (f"detections[{found[2]}]" if found[1] == "detection" else
+                      f"annotations[{int(g_idx[int(found[2])])}]")
+            raise ValueError(f"{record}: its RLE counts do not add up to its height x width") from None
     sigmas = KEYPOINT_SIGMAS if kpt_sigmas is None else np.asarray(kpt_sigmas, dtype=np.float64)
     if len(gi) and gt.keypoints.shape[1] != len(sigmas):
         raise ValueError(f"{len(sigmas)} OKS sigmas given for {gt.keypoints.shape[1]} keypoints")
