@@ -201,16 +201,16 @@ def test_compiled_reader_across_its_4_mb_blocks(tmp_path):
 
 
 def test_reading_started_beside_the_ground_truth(tmp_path):
-    """start_reading_boxes runs the compiled reader in a thread; read_detections takes its result (or, for a file
-    it does not take, reads the general way)."""
+    """start_reading(path, "bbox") runs the compiled reader on a thread; read_detections takes its result (or, for a
+    file it does not take, reads the general way)."""
     _compiled()
-    from convzoo.evaluation.reading import start_reading_boxes
+    from convzoo.evaluation.reading import start_reading
 
     gt = parse_ground_truth(_gt())
     path = tmp_path / "dets.json"
     path.write_text(json.dumps(_dets()))
-    _same(read_detections(path, gt, started=start_reading_boxes(path)), parse_detections(_dets(), gt))
+    _same(read_detections(path, gt, started=start_reading(path, "bbox")), parse_detections(_dets(), gt))
     named = [{**d, "image_id": str(d["image_id"])} for d in _dets()]
     path.write_text(json.dumps(named))
     with pytest.raises(ValueError, match=r"detections\[0\].*image_id '\d' is not in the ground"):
-        read_detections(path, gt, started=start_reading_boxes(path))
+        read_detections(path, gt, started=start_reading(path, "bbox"))

@@ -191,14 +191,13 @@ def evaluate_coco(gt: dict | CocoGroundTruth, dets: list | CocoDetections, iou_t
     pair_det = pair_gt = sim = core_sim = None
     if module is None or keep_matches or iou_type != "bbox":  # the C core computes box IoUs itself
         pair_det, pair_gt = group_pairs(d_group, g_group)
-        never = np.full(len(pair_det), -np.inf)  # the C core reads every pair of a group
         if pycocotools_quirks and keypoints and not use_categories:
             # pycocotools' computeOks looks up the pooled category -1 and finds no ground truth: nothing matches.
+            never = np.full(len(pair_det), -np.inf)  # the C core reads every pair of a group
             pair_det, pair_gt = pair_det[:0], pair_gt[:0]
         sim = core_sim = _similarity(gt, dets, iou_type, g_idx, d_idx, pair_det, pair_gt, kpt_sigmas, threads)
-        if len(sim) < len(never):
+        if pycocotools_quirks and keypoints and not use_categories:
             core_sim = never
-        del never
     d_outside = (dets.area[d_idx] < area_lo) | (dets.area[d_idx] > area_hi) if module is None or keep_matches else None
     chosen = np.flatnonzero(wanted_cats) if use_categories else np.zeros(1, dtype=np.int64)
     if module is not None:

@@ -136,11 +136,6 @@ def start_reading(path: str | Path, iou_type: str = "bbox") -> Future | None:
     return future
 
 
-def start_reading_boxes(path: str | Path) -> Future | None:
-    """:func:`start_reading` of box results."""
-    return start_reading(path, "bbox")
-
-
 def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox",
                     started: Future | None = None) -> CocoDetections:
     """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record and
