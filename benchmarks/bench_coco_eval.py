@@ -250,6 +250,7 @@ def child(name: str, gt_path: str, dets_path: str, iou_type: str) -> list[float]
 
 def data_files(args) -> tuple[Path, Path]:
     folder = Path(args.data_dir or tempfile.mkdtemp(prefix="bench_coco_"))
+    folder.mkdir(parents=True, exist_ok=True)
     stem = f"{args.iou_type}_{args.images}_{args.dets}"
     return folder / f"gt_{stem}.json", folder / f"dets_{stem}.json"
 

@@ -1,5 +1,6 @@
 """Reading mask results with the compiled reader (``read_masks`` of ``_boxjson.c``): the arrays and RLE dicts of the
-dict path (``parse_detections(read_json(path), gt, "segm")``), and everything unusual left to the general readers."""
+dict path (``parse_detections(read_json(path), gt, "segm")``) as packed RLEs, the areas measured while reading, and
+everything unusual left to the general readers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import pytest
 from pycocotools import mask as mask_utils
 from test_evaluation_reading import _gt
 
-from convzoo.evaluation import evaluate_coco, parse_detections, parse_ground_truth, read_detections, read_json
+from convzoo.evaluation import (
+    PackedRles,
+    evaluate_coco,
+    parse_detections,
+    parse_ground_truth,
+    read_detections,
+    read_json,
+)
+from convzoo.evaluation.masks import _compiled, compressed_areas, mask_iou_pairs
 from convzoo.evaluation.reading import _boxjson, _compiled_masks, start_reading
 
 pytestmark = pytest.mark.skipif(_boxjson() is None, reason="the compiled reader was not built (no C compiler)")
@@ -110,8 +119,8 @@ def test_empty_mask_file(tmp_path):
     _same(read_detections(path, gt, "segm"), parse_detections([], gt, "segm"))
 
 
-def test_read_masks_across_its_flushes(tmp_path):
-    """More than 1 MB of counts: the reader turns them into dicts part by part (FLUSH in _boxjson.c)."""
+def test_read_masks_of_long_strings(tmp_path):
+    """More than 2 MB of counts, strings longer than the first look-ahead of a record (4,096 bytes)."""
     rng = np.random.default_rng(4)
     gt_dict = {"images": [{"id": 1, "height": 600, "width": 600}], "annotations": [],
                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
@@ -126,3 +135,48 @@ def test_read_masks_across_its_flushes(tmp_path):
     assert path.stat().st_size > 2 << 20
     gt = parse_ground_truth(gt_dict, "segm")
     _same(read_detections(path, gt, "segm"), parse_detections(records, gt, "segm"))
+
+
+def test_packed_rles_read_as_the_dicts(tmp_path):
+    records = _masks(count=12)
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(records))
+    packed = _compiled_masks(path)[4]
+    dicts = [r["segmentation"] for r in records]
+    assert type(packed) is PackedRles and len(packed) == 12 and packed == dicts and dicts == list(packed)
+    assert packed[-1] == dicts[-1] and packed[3:7] == dicts[3:7] and packed[::-5] == dicts[::-5]
+    assert [packed[i] for i in range(12)] == dicts and packed[np.int64(2)] == dicts[2]
+    assert packed != dicts[:-1] and packed != "abc"
+    with pytest.raises(IndexError):
+        packed[12]
+    with pytest.raises(ValueError, match="ends"):
+        PackedRles(b"", np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(2, np.int64))
+
+
+@pytest.mark.skipif(_compiled() is None, reason="the RLE kernels were not built (no C compiler)")
+def test_rle_kernels_read_packed_rles_as_the_dicts(tmp_path):
+    records = _masks(count=40)
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(records))
+    image_ids, _, _, _, packed, _, areas = _compiled_masks(path)
+    dicts = [r["segmentation"] for r in records]
+    expected = mask_utils.area(dicts).astype(np.float64)
+    np.testing.assert_array_equal(areas, expected)  # measured while reading
+    np.testing.assert_array_equal(compressed_areas(packed), expected)
+    gt_rles, crowd = dicts[::3], np.arange(len(dicts[::3])) % 4 == 0
+    pair_det, pair_gt = (v.reshape(-1) for v in np.meshgrid(np.arange(40), np.arange(len(gt_rles)), indexing="ij"))
+    image = image_ids[pair_det]
+    np.testing.assert_array_equal(mask_iou_pairs(packed, gt_rles, crowd, pair_det, pair_gt, image),
+                                  mask_iou_pairs(dicts, gt_rles, crowd, pair_det, pair_gt, image))
+    np.testing.assert_array_equal(mask_iou_pairs(packed, gt_rles, crowd, pair_det, pair_gt, image),
+                                  np.asarray(mask_utils.iou(dicts, gt_rles, crowd.astype(np.uint8))).reshape(-1))
+
+
+@pytest.mark.parametrize("counts", ["0" + "l" * 7 + "0", "0X", "0 1", "0/1"])
+def test_areas_of_unusual_strings_are_left_to_pycocotools(tmp_path, counts):
+    records = _masks(count=6)
+    records[2]["segmentation"]["counts"] = counts
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(records))
+    columns = _compiled_masks(path)
+    assert columns is not None and columns[6] is None and columns[4][2]["counts"] == counts

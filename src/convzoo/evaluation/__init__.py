@@ -22,6 +22,7 @@ from convzoo.evaluation.coco import (
 )
 from convzoo.evaluation.cocoeval import CocoResult, evaluate_coco, summary_stats
 from convzoo.evaluation.compat import init_as_pycocotools
+from convzoo.evaluation.masks import PackedRles
 from convzoo.evaluation.metric import DetectionMetric
 from convzoo.evaluation.pycoco import COCO, PycocotoolsCOCO
 from convzoo.evaluation.pycocoeval import COCOeval, Params, PycocotoolsCOCOeval
@@ -36,11 +37,11 @@ from convzoo.evaluation.voc import (
     voc_mean_ap,
 )
 
-__all__ = ["COCO", "COCOeval", "CocoDetections", "CocoGroundTruth", "CocoResult", "DetectionMetric", "Params",
-           "PycocotoolsCOCO", "PycocotoolsCOCOeval", "VocResult", "encode_mask", "evaluate_coco", "evaluate_voc",
-           "init_as_pycocotools", "parse_detections", "parse_ground_truth", "read_detections", "read_json",
-           "read_voc_folder", "read_voc_xml", "results_from_predictions", "summary_stats", "voc_ap", "voc_class_ap",
-           "voc_mean_ap", "confusion_matrix", "scores_from_confusion", "segmentation_scores"]
+__all__ = ["COCO", "COCOeval", "CocoDetections", "CocoGroundTruth", "CocoResult", "DetectionMetric", "PackedRles",
+           "Params", "PycocotoolsCOCO", "PycocotoolsCOCOeval", "VocResult", "encode_mask", "evaluate_coco",
+           "evaluate_voc", "init_as_pycocotools", "parse_detections", "parse_ground_truth", "read_detections",
+           "read_json", "read_voc_folder", "read_voc_xml", "results_from_predictions", "summary_stats", "voc_ap",
+           "voc_class_ap", "voc_mean_ap", "confusion_matrix", "scores_from_confusion", "segmentation_scores"]
 
 SEGMENTATION = ("confusion_matrix", "scores_from_confusion", "segmentation_scores")
 

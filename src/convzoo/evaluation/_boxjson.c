@@ -36,6 +36,7 @@ int push(Column *c, const void *value) {
 
 int push_bytes(Column *c, const char *bytes, size_t n) {  /* bytes, not 8-byte values */
     if (c->used + n > c->size) {
+        if (c->fixed) return -1;
         size_t size = c->size ? 2 * c->size : 1 << 16;
         while (size < c->used + n) size *= 2;
         char *data = PyMem_RawRealloc(c->data, size);
@@ -270,9 +271,9 @@ static int record(const char *p, const char *stop, const char **end, Record *out
 }
 
 /* The file's records into columns: image, category, score, box (4 a record), and for mask results (masks) the
- * counts' ends (int64, in columns[7]'s bytes), h, w and the counts' bytes, turned into RLE dicts in the list masks as
- * they accumulate. Mask results must all have a box or none. */
-static int parse(Reader *r, Column columns[8], long *others, PyObject *masks, long *boxes) {
+ * counts' ends (int64, in columns[7]'s bytes), h, w, the counts' bytes and the areas (float64). Mask results must
+ * all have a box or none. */
+static int parse(Reader *r, Column columns[COLUMNS], long *others, int masks, long *boxes) {
     const char *p, *end;
     Record rec;
     *boxes = 0;
@@ -310,8 +311,9 @@ static int parse(Reader *r, Column columns[8], long *others, PyObject *masks, lo
         *boxes += rec.has_box;
         if (masks) {
             int64_t ends = (int64_t)columns[7].used;
-            if (push(&columns[4], &ends) || push(&columns[5], &rec.h) || push(&columns[6], &rec.w)) return BAD;
-            if (columns[7].used >= FLUSH && flush(columns, masks) != OK) return BAD;
+            if (push(&columns[4], &ends) || push(&columns[5], &rec.h) || push(&columns[6], &rec.w) ||
+                push(&columns[8], &rec.area))
+                return BAD;
         }
     }
     if (masks && *boxes && (size_t)*boxes * 8 != columns[0].used) return BAD;  /* some with a box, some without */
@@ -325,7 +327,7 @@ static int parse(Reader *r, Column columns[8], long *others, PyObject *masks, lo
 }
 
 /* Parse the file at path (bytes) into columns without the GIL; OK, or BAD for anything the caller reads again. */
-int parse_file(PyObject *arg, Column columns[8], long *others, PyObject *masks, long *boxes) {
+int parse_file(PyObject *arg, Column columns[COLUMNS], long *others, int masks, long *boxes) {
     if (!PyBytes_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "the file's path must be bytes");
         return -1;
@@ -350,9 +352,9 @@ PyObject *column_bytes(const Column *c) {  /* bytearrays: numpy's views of them 
 }
 
 static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
-    Column columns[8] = {{0}};
+    Column columns[COLUMNS] = {{0}};
     long others = 0, boxes = 0;
-    int status = parse_file(arg, columns, &others, NULL, &boxes);
+    int status = parse_file(arg, columns, &others, 0, &boxes);
     PyObject *result = status == OK ? PyTuple_New(5) : NULL;
     for (int i = 0; result && i < 4; i++) {
         PyObject *column = column_bytes(&columns[i]);
@@ -364,14 +366,14 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
         if (!count) Py_CLEAR(result);
         else PyTuple_SET_ITEM(result, 4, count);
     }
-    for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
+    for (int i = 0; i < COLUMNS; i++) PyMem_RawFree(columns[i].data);
     if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"read_boxes", read_boxes, METH_O, "COCO box results of a JSON file as int64/float64 bytearrays and a count of skipped members, or None."},
-    {"read_masks", read_masks, METH_O, "COCO mask results: id, score and box bytearrays, the RLE dicts, a count of skipped members; or None."},
+    {"read_masks", read_masks, METH_O, "COCO mask results: id, score and box bytearrays, the packed RLEs, their areas, a count of skipped members; or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,12 +8,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct { char *data; size_t used, size; } Column;  /* a growing array of 8-byte values */
+typedef struct { char *data; size_t used, size; int fixed; } Column;  /* a growing array (fixed: of size bytes) */
+enum { COLUMNS = 9 };  /* image, category, score, box; for mask results counts' ends, h, w, counts, area */
 enum { OK = 0, BAD = 1, MORE = 2 };  /* MORE: the record runs past the buffer */
 
 typedef struct {
     int64_t image, category, h, w;  /* h, w: the mask's size (mask results) */
-    double score, box[4];
+    double score, box[4], area;  /* area: the mask's (rleArea), NaN where pycocotools must measure it */
     long others;  /* members skipped */
     int has_box;
 } Record;
@@ -25,14 +26,12 @@ int number(const char *p, const char *stop, const char **end, int *integral);
 int to_int64(const char *p, const char *end, int64_t *value);
 
 /* Parse the file at path (bytes) into columns without the GIL: image, category, score, box (4 a record) and, for
- * mask results (masks: the list their RLE dicts go to), the counts' ends, h, w and the counts' bytes. */
-int parse_file(PyObject *arg, Column columns[8], long *others, PyObject *masks, long *boxes);
+ * mask results (masks), the counts' ends, h, w, the counts' bytes and the masks' areas. */
+int parse_file(PyObject *arg, Column columns[COLUMNS], long *others, int masks, long *boxes);
 PyObject *column_bytes(const Column *c);
 
 /* _maskjson.c */
 int segmentation(const char *p, const char *stop, const char **end, Record *out, Column *counts);
-int flush(Column columns[8], PyObject *list);
-enum { FLUSH = 1 << 20 };
 PyObject *read_masks(PyObject *self, PyObject *arg);
 
 #endif

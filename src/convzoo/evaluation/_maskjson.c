@@ -1,9 +1,13 @@
 /* Mask results for the compiled reader (one extension with _boxjson.c): the "segmentation" member of a result
- * (a compressed RLE dict) and the RLE dicts built from what the scan collected. See read_masks below.
+ * (a compressed RLE dict), its counts appended to one buffer and its area measured as they are read. See read_masks
+ * below.
  */
 #include "_boxjson.h"
+#include "_rlescan.h"
 
+#include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A JSON integer at p: its value in *value, its end in *end. */
 static int integer(const char *p, const char *stop, const char **end, int64_t *value) {
@@ -12,9 +16,18 @@ static int integer(const char *p, const char *stop, const char **end, int64_t *v
     return integral && to_int64(p, *end, value) == OK ? OK : BAD;
 }
 
+/* One byte of an RLE string into the scan, its count added to *area when it is an odd one (rleArea, in uint
+ * arithmetic); *usual cleared for a string pycocotools must measure (see _rlescan.h). */
+static inline void feed(RleScan *scan, unsigned char byte, uint32_t *area, int *usual) {
+    uint32_t count;
+    int got = rle_char(scan, byte, &count);
+    if (got < 0) *usual = 0, *scan = (RleScan){0, 0, 0, 0, 0};
+    else if (got && !(scan->m & 1)) *area += count;  /* count m - 1 is odd */
+}
+
 /* A compressed RLE {"size": [h, w], "counts": "..."} at p (exactly these two members, in either order, h and w
- * integers >= 0); the counts, unescaped, appended to *counts. Only the escapes \\ and \/ are taken (an RLE string's
- * bytes are '0'..'o'; the general reader decides anything else). */
+ * integers >= 0); the counts, unescaped, appended to *counts, their area in out->area. Only the escapes \\ and \/
+ * are taken (an RLE string's bytes are '0'..'o'; the general reader decides anything else). */
 int segmentation(const char *p, const char *stop, const char **end, Record *out, Column *counts) {
     int seen = 0, status;
     if (*p != '{') return p >= stop ? MORE : BAD;
@@ -44,20 +57,33 @@ int segmentation(const char *p, const char *stop, const char **end, Record *out,
             p++;
         } else {
             if (*p != '"') return BAD;
-            const char *run = ++p;
-            for (;; p++) {
-                if (p >= stop) return MORE;
-                if (*p == '"') break;
-                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80) return BAD;
-                if (*p == '\\') {
-                    if (p + 1 >= stop) return MORE;
-                    if (p[1] != '\\' && p[1] != '/') return BAD;
-                    if (push_bytes(counts, run, (size_t)(p - run)) || push_bytes(counts, p + 1, 1)) return BAD;
-                    run = p + 2, p++;
+            const char *q = p + 1, *run = q;  /* not p: its address is taken above, which keeps it out of registers */
+            RleScan scan = {0, 0, 0, 0, 0};
+            uint32_t area = 0;
+            int usual = 1;
+            for (;;) {  /* the buffer ends in a NUL: stop is checked only at bytes outside the string's usual ones */
+                unsigned char byte = (unsigned char)*q;
+                if (byte >= '0' && byte <= 'o' && byte != '\\') {
+                    feed(&scan, byte, &area, &usual);
+                    q++;
+                    continue;
                 }
+                if (byte == '"') break;
+                if (q >= stop) return MORE;
+                if (byte < 0x20 || byte >= 0x80) return BAD;
+                if (byte == '\\') {
+                    if (q + 1 >= stop) return MORE;
+                    if (q[1] != '\\' && q[1] != '/') return BAD;
+                    if (push_bytes(counts, run, (size_t)(q - run)) || push_bytes(counts, q + 1, 1)) return BAD;
+                    feed(&scan, (unsigned char)q[1], &area, &usual);
+                    run = q + 2, q += 2;
+                    continue;
+                }
+                usual = 0, q++;  /* JSON's, but not an RLE string's */
             }
-            if (push_bytes(counts, run, (size_t)(p - run))) return BAD;
-            p++;
+            if (push_bytes(counts, run, (size_t)(q - run))) return BAD;
+            out->area = usual && !scan.k ? (double)area : NAN;
+            p = q + 1;
         }
         p = skip_space(p);
         if (p >= stop) return MORE;
@@ -70,70 +96,42 @@ int segmentation(const char *p, const char *stop, const char **end, Record *out,
     return OK;
 }
 
-/* Append the pending mask results' RLE dicts {"size": [h, w], "counts": str} to list, in file order; 0, or -1 with an
- * exception. Consecutive records of one size share one size list (as equal as separate ones; 72 bytes a record
- * less). Needs the GIL. */
-static int rle_dicts(const Column columns[8], PyObject *list) {
-    Py_ssize_t n = (Py_ssize_t)(columns[4].used / 8);
-    const int64_t *ends = (const int64_t *)columns[4].data, *h = (const int64_t *)columns[5].data;
-    const int64_t *w = (const int64_t *)columns[6].data;
-    PyObject *size_key = PyUnicode_InternFromString("size"), *counts_key = PyUnicode_InternFromString("counts");
-    PyObject *size = NULL;
-    int status = size_key && counts_key ? 0 : -1;
-    int collecting = PyGC_Disable();  /* 100,000s of new dicts would start the cycle collector over and over */
-    for (Py_ssize_t i = 0; status == 0 && i < n; i++) {
-        int64_t start = i ? ends[i - 1] : 0;
-        if (!size || h[i] != h[i - 1] || w[i] != w[i - 1]) {
-            Py_XDECREF(size);
-            size = Py_BuildValue("[LL]", (long long)h[i], (long long)w[i]);
-        }
-        PyObject *dict = PyDict_New();
-        PyObject *text = PyUnicode_DecodeASCII(columns[7].data + start, (Py_ssize_t)(ends[i] - start), NULL);
-        status = !dict || !size || !text || PyDict_SetItem(dict, size_key, size) ||
-                 PyDict_SetItem(dict, counts_key, text) || PyList_Append(list, dict) ? -1 : 0;
-        Py_XDECREF(text), Py_XDECREF(dict);
-    }
-    if (collecting) PyGC_Enable();
-    Py_XDECREF(size), Py_XDECREF(size_key), Py_XDECREF(counts_key);
-    return status;
+/* The bytes object of the file's size (at least 1) that the counts are written into (they are never longer than
+ * the file; pages never written are never touched), NULL with an exception, or Py_None for a path that is not a
+ * regular file. */
+static PyObject *counts_buffer(PyObject *arg) {
+    struct stat info;
+    if (!PyBytes_Check(arg)) return PyErr_Format(PyExc_TypeError, "the file's path must be bytes");
+    if (stat(PyBytes_AS_STRING(arg), &info) || !S_ISREG(info.st_mode) || info.st_size >= PY_SSIZE_T_MAX) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(NULL, (Py_ssize_t)info.st_size + 1);
 }
 
-/* Mask results: turn the pending counts into dicts (taking the GIL) once they hold FLUSH bytes, so that the text of
- * all the masks never lies in memory beside their strings. */
-
-int flush(Column columns[8], PyObject *list) {
-    PyGILState_STATE gil = PyGILState_Ensure();
-    int status = rle_dicts(columns, list);
-    if (status) PyErr_Clear();  /* the caller reads the file again the general way */
-    PyGILState_Release(gil);
-    for (int i = 4; i < 8; i++) columns[i].used = 0;
-    return status ? BAD : OK;
-}
-
-/* read_masks(path: bytes) -> (image_ids, category_ids, scores, boxes, rles, others) or None: int64/float64
- * bytearrays (boxes empty when no record has a "bbox", float64[D * 4] when all have one; some with and some
- * without: None), the RLE dicts {"size": [h, w], "counts": str} in file order, and how many other members were
- * skipped. None for anything the general readers must decide (as read_boxes). */
+/* read_masks(path: bytes) -> (image_ids, category_ids, scores, boxes, counts, ends, heights, widths, areas, others)
+ * or None: int64/float64 bytearrays (boxes empty when no record has a "bbox", float64[D * 4] when all have one; some
+ * with and some without: None), the masks packed (counts: bytes, every RLE string back to back, in file order; ends
+ * int64[D] where each ends; heights and widths int64[D]), their areas (float64[D], NaN for a string pycocotools
+ * must measure), and how many other members were skipped. None for anything the general readers must decide (as
+ * read_boxes), and for a path that is not a regular file. The whole read runs without the GIL. */
 PyObject *read_masks(PyObject *Py_UNUSED(self), PyObject *arg) {
-    Column columns[8] = {{0}};
+    Column columns[COLUMNS] = {{0}};
     long others = 0, boxes = 0;
-    PyObject *rles = PyList_New(0);
-    if (!rles) return NULL;
-    int status = parse_file(arg, columns, &others, rles, &boxes);
-    PyObject *result = NULL;
-    if (status == OK && rle_dicts(columns, rles) < 0) status = -1;
+    PyObject *counts = counts_buffer(arg), *result = NULL;
+    if (counts == NULL || counts == Py_None) return counts;
+    columns[7] = (Column){PyBytes_AS_STRING(counts), 0, (size_t)PyBytes_GET_SIZE(counts), 1};
+    int status = parse_file(arg, columns, &others, 1, &boxes);
+    columns[7].data = NULL;  /* counts' own */
+    if (status == OK && _PyBytes_Resize(&counts, (Py_ssize_t)columns[7].used) < 0) status = -1;  /* counts is NULL */
     if (status == OK) {
-        PyObject *items[5] = {column_bytes(&columns[0]), column_bytes(&columns[1]), column_bytes(&columns[2]),
-                              column_bytes(&columns[3]), rles};
-        rles = NULL;
-        int ok = items[0] && items[1] && items[2] && items[3] && items[4];
-        result = ok ? Py_BuildValue("(NNNNNl)", items[0], items[1], items[2], items[3], items[4], others) : NULL;
+        PyObject *items[8];
+        int ok = 1;
+        for (int i = 0; i < 8; i++) ok &= (items[i] = column_bytes(&columns[i < 7 ? i : 8])) != NULL;
+        result = ok ? Py_BuildValue("(NNNNONNNNl)", items[0], items[1], items[2], items[3], counts, items[4], items[5],
+                                    items[6], items[7], others) : NULL;
         if (!ok)
-            for (int i = 0; i < 5; i++) Py_XDECREF(items[i]);
+            for (int i = 0; i < 8; i++) Py_XDECREF(items[i]);
     }
-    Py_XDECREF(rles);
-    for (int i = 0; i < 8; i++) PyMem_RawFree(columns[i].data);
+    Py_XDECREF(counts);
+    for (int i = 0; i < COLUMNS; i++) PyMem_RawFree(columns[i].data);
     if (status == BAD && !PyErr_Occurred()) Py_RETURN_NONE;
     return result;
 }
-

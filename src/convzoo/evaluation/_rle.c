@@ -2,10 +2,11 @@
  * pycocotools' maskApi.c (rleFrString, rleArea, rleToBbox, bbIou, rleIou), without a Python call per image.
  *
  * areas(rles, threads=1) -> float64 bytes or None
- *     rles: a list of compressed RLE dicts ({"size": [h, w], "counts": str or bytes}). The pixel count of each
- *     (rleArea).
+ *     rles: a list of compressed RLE dicts ({"size": [h, w], "counts": str or bytes}), or packed RLEs: a tuple
+ *     (counts, ends, heights, widths) of buffers (see packed_texts; masks.PackedRles.columns). The pixel count of
+ *     each (rleArea).
  * ious(det_rles, gt_rles, gt_crowd, pair_det, pair_gt, out, threads=1) -> bool
- *     gt_crowd bool[G], pair_det, pair_gt int64[P] (indices into the two lists; fastest with each detection's pairs
+ *     det_rles a list or packed (as for areas), gt_rles a list; gt_crowd bool[G], pair_det, pair_gt int64[P] (indices into the two lists; fastest with each detection's pairs
  *     together and the detections in list order: the strings are then read in the order they lie in memory), out
  *     float64[P] written: rleIou of each pair, crowd ground truths dividing by the detection's area; -1 where the
  *     two sizes differ and the boxes overlap (pycocotools). The pairs are cut into `threads` parts, one a thread.
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "_parallel.h"
+#include "_rlescan.h"
 
 typedef struct { const char *s; Py_ssize_t n; int64_t h, w; } Text;
 
@@ -66,32 +68,58 @@ static int texts(PyObject *list, Text **out, Py_ssize_t *count, const int64_t *w
     return 0;
 }
 
+/* The same of packed RLEs: a tuple (counts, ends, heights, widths) of buffers, the strings back to back in counts,
+ * ends int64[N] where each ends, heights and widths int64[N] (>= 0). The strings point into counts: views[4] holds
+ * it (and the rest) until the caller releases them. 0, 1 when the columns do not agree, -1 with an exception. */
+static int packed_texts(PyObject *tuple, Text **out, Py_ssize_t *count, Py_buffer views[4]) {
+    for (int i = 0; i < 4; i++)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(tuple, i), &views[i], PyBUF_SIMPLE) < 0) return -1;
+    Py_ssize_t n = views[1].len / 8;
+    const int64_t *ends = views[1].buf, *h = views[2].buf, *w = views[3].buf;
+    if (views[2].len != n * 8 || views[3].len != n * 8) return 1;
+    Text *t = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Text));
+    if (!t) { PyErr_NoMemory(); return -1; }
+    *out = t, *count = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t start = i ? ends[i - 1] : 0;
+        if (start > ends[i] || ends[i] > views[0].len || h[i] < 0 || w[i] < 0) return 1;
+        t[i] = (Text){(const char *)views[0].buf + start, (Py_ssize_t)(ends[i] - start), h[i], w[i]};
+    }
+    return 0;
+}
+
+/* texts() of a list, packed_texts() of a 4-tuple. */
+static int any_texts(PyObject *rles, Text **out, Py_ssize_t *count, const int64_t *which, Py_ssize_t n_which,
+                     Py_buffer views[4]) {
+    if (PyTuple_Check(rles) && PyTuple_GET_SIZE(rles) == 4) return packed_texts(rles, out, count, views);
+    if (PyList_Check(rles)) return texts(rles, out, count, which, n_which);
+    PyErr_SetString(PyExc_TypeError, "_rle: expected a list of RLE dicts or packed RLE columns");
+    return -1;
+}
+
+static void release(Py_buffer views[4]) {
+    for (int i = 0; i < 4; i++)
+        if (views[i].obj) PyBuffer_Release(&views[i]);
+}
+
 typedef struct { uint32_t *cnts; Py_ssize_t m, cap; } Rle;
 
-/* pycocotools' rleFrString: 5-bit groups, '0' + value, 0x20 = more, 0x10 = negative in the last group; from the
- * fourth count on, each is a difference to the count two before. 0 on success, 1 for an unusual string, -1 OOM. */
+/* pycocotools' rleFrString (see _rlescan.h). 0 on success, 1 for an unusual string, -1 OOM. */
 static int decode(const Text *t, Rle *r) {
     if (r->cap < t->n + 1) {
         uint32_t *c = realloc(r->cnts, (size_t)(t->n + 1) * sizeof(uint32_t));
         if (!c) return -1;
         r->cnts = c, r->cap = t->n + 1;
     }
-    Py_ssize_t m = 0, p = 0;
-    while (p < t->n) {
-        int64_t x = 0;
-        int k = 0, more = 1;
-        while (more) {
-            if (p >= t->n || k >= 6) return 1;
-            int c = (unsigned char)t->s[p] - 48;
-            if (c < 0 || c > 63) return 1;
-            x |= (int64_t)(c & 0x1f) << (5 * k);
-            more = c & 0x20, p++, k++;
-            if (!more && (c & 0x10)) x |= -((int64_t)1 << (5 * k));
-        }
-        if (m > 2) x += (int64_t)r->cnts[m - 2];
-        r->cnts[m++] = (uint32_t)x;
+    RleScan scan = {0, 0, 0, 0, 0};
+    uint32_t count;
+    for (Py_ssize_t p = 0; p < t->n; p++) {
+        int got = rle_char(&scan, (unsigned char)t->s[p], &count);
+        if (got < 0) return 1;
+        if (got) r->cnts[scan.m - 1] = count;
     }
-    r->m = m;
+    if (scan.k) return 1;  /* a count cut off */
+    r->m = (Py_ssize_t)scan.m;
     return 0;
 }
 
@@ -163,16 +191,17 @@ static PyObject *areas(PyObject *self, PyObject *args) {
     PyObject *list;
     Py_ssize_t threads = 1, n;
     if (!PyArg_ParseTuple(args, "O|n", &list, &threads)) return NULL;
-    if (!PyList_Check(list)) return PyErr_Format(PyExc_TypeError, "_rle: expected a list of RLE dicts");
     Text *t = NULL;
-    int got = texts(list, &t, &n, NULL, 0);
+    Py_buffer views[4];
+    memset(views, 0, sizeof views);
+    int got = any_texts(list, &t, &n, NULL, 0, views);
     if (got) {
-        PyMem_Free(t);
+        PyMem_Free(t), release(views);
         if (got < 0) return NULL;
         Py_RETURN_NONE;
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(double));
-    if (!out) { PyMem_Free(t); return NULL; }
+    if (!out) { PyMem_Free(t), release(views); return NULL; }
     double *a = (double *)PyBytes_AS_STRING(out);
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
@@ -182,7 +211,7 @@ static PyObject *areas(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     in_parallel(area_part, parts, sizeof *parts, threads);
     Py_END_ALLOW_THREADS
-    PyMem_Free(t);
+    PyMem_Free(t), release(views);
     int status = 0;
     for (Py_ssize_t i = 0; i < threads; i++)
         if (parts[i].status && (status == 0 || parts[i].status < 0)) status = parts[i].status;
@@ -285,14 +314,16 @@ static PyObject *ious(PyObject *self, PyObject *args) {
     Py_buffer b[4];
     memset(b, 0, sizeof b);
     Py_ssize_t threads = 1;
-    if (!PyArg_ParseTuple(args, "O!O!y*y*y*w*|n", &PyList_Type, &dlist, &PyList_Type, &glist, &b[0], &b[1], &b[2],
-                          &b[3], &threads))
+    if (!PyArg_ParseTuple(args, "OO!y*y*y*w*|n", &dlist, &PyList_Type, &glist, &b[0], &b[1], &b[2], &b[3],
+                          &threads))
         return NULL;
     Text *dt = NULL, *gt = NULL;
     Py_ssize_t nd = 0, ng = 0, np = b[1].len / 8;
     PyObject *result = NULL;
     int paired = b[2].len == np * 8;  /* pair_gt fits: read only the paired records */
-    int got = texts(dlist, &dt, &nd, b[1].buf, np);
+    Py_buffer views[4];
+    memset(views, 0, sizeof views);
+    int got = any_texts(dlist, &dt, &nd, b[1].buf, np, views);
     if (got == 0) got = texts(glist, &gt, &ng, paired ? b[2].buf : NULL, paired ? np : 0);
     if (got > 0) {
         Py_INCREF(Py_False), result = Py_False;
@@ -313,7 +344,7 @@ static PyObject *ious(PyObject *self, PyObject *args) {
             else result = PyBool_FromLong(status == 0);
         }
     }
-    PyMem_Free(dt), PyMem_Free(gt);
+    PyMem_Free(dt), PyMem_Free(gt), release(views);
     for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
     return result;
 }

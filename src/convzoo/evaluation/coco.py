@@ -10,6 +10,7 @@ pycocotools silently drops detections of unknown categories, we refuse them inst
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
@@ -62,7 +63,7 @@ class CocoDetections:
     score: np.ndarray  # float64[D]
     area: np.ndarray  # float64[D]
     boxes: np.ndarray  # float64[D, 4] (x, y, w, h); NaN for mask results evaluated as segm (not needed)
-    segmentations: list | None = None
+    segmentations: Sequence | None = None  # compressed RLE dicts: a list, or PackedRles from read_detections
     keypoints: np.ndarray | None = None
 
 

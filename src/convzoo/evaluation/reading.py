@@ -1,5 +1,5 @@
 """Reading COCO files fast: box results straight into arrays, by convzoo's compiled reader or msgspec; mask results
-into arrays and one RLE dict each, by the compiled reader.
+into arrays and packed RLE strings (:class:`~convzoo.evaluation.masks.PackedRles`), by the compiled reader.
 
 Box results are read, in order of preference, by convzoo's own compiled reader (``_boxjson``, C, built with the
 package where a compiler is at hand: a file of plain box results straight into arrays, about 0.1 s for 300,000
@@ -45,7 +45,7 @@ from convzoo.evaluation.coco import (
     no_boxes,
     parse_detections,
 )
-from convzoo.evaluation.masks import compressed_areas
+from convzoo.evaluation.masks import PackedRles
 
 CHUNK_BYTES = 1 << 22  # JSON text decoded at once by the msgspec path (about 40,000 box results)
 _BETWEEN_RECORDS = re.compile(rb"\}\s*,\s*\{")
@@ -113,15 +113,18 @@ def _compiled_columns(path: str | Path) -> tuple | None:
 
 def _compiled_masks(path: str | Path) -> tuple | None:
     """The compiled reader's ``(image_ids, category_ids, score, boxes float64[D, 4] or None, rles, others, areas)``
-    of a file of mask results (``segmentation`` a compressed RLE dict; ``bbox`` in all or none; ``areas``: the
-    masks' areas where there are no boxes, ``None`` where the RLE kernels do not take them), or ``None``."""
+    of a file of mask results (``segmentation`` a compressed RLE dict; ``bbox`` in all or none; ``rles`` a
+    :class:`~convzoo.evaluation.masks.PackedRles`; ``areas``: the masks' areas, ``None`` where a string is one
+    pycocotools must measure), or ``None``."""
     raw = _boxjson().read_masks(os.fsencode(path)) if _boxjson() is not None else None
     if raw is None:
         return None
-    image_ids, category_ids = (np.frombuffer(c, dtype=np.int64) for c in raw[:2])
+    image_ids, category_ids, ends, heights, widths = (np.frombuffer(raw[i], dtype=np.int64) for i in (0, 1, 5, 6, 7))
     boxes = np.frombuffer(raw[3]).reshape(-1, 4) if len(raw[3]) else None
-    areas = compressed_areas(raw[4]) if boxes is None else None  # on the reading thread, beside the ground truth
-    return image_ids, category_ids, np.frombuffer(raw[2]), boxes, raw[4], raw[5], areas
+    areas = np.frombuffer(raw[8])  # measured as the strings were read
+    areas = None if np.isnan(areas).any() else areas
+    return (image_ids, category_ids, np.frombuffer(raw[2]), boxes, PackedRles(raw[4], ends, heights, widths), raw[9],
+            areas)
 
 
 def start_reading(path: str | Path, iou_type: str = "bbox") -> Future | None:
@@ -138,8 +141,9 @@ def start_reading(path: str | Path, iou_type: str = "bbox") -> Future | None:
 
 def read_detections(path: str | Path, gt: CocoGroundTruth, iou_type: str = "bbox",
                     started: Future | None = None) -> CocoDetections:
-    """``parse_detections(read_json(path), gt, iou_type)``, for box results without building a dict per record and
-    for mask results with one RLE dict each; ``started``: :func:`start_reading` of the same ``path`` and type."""
+    """``parse_detections(read_json(path), gt, iou_type)``, without building a dict per record (mask results'
+    ``segmentations`` are a :class:`~convzoo.evaluation.masks.PackedRles`); ``started``: :func:`start_reading` of
+    the same ``path`` and type."""
     path = Path(path)
     if iou_type in ("bbox", "segm"):
         reader = _compiled_columns if iou_type == "bbox" else _compiled_masks
@@ -205,7 +209,7 @@ def box_columns(image_ids: np.ndarray, category_ids: np.ndarray, score: np.ndarr
 
 
 def mask_columns(image_ids: np.ndarray, category_ids: np.ndarray, score: np.ndarray, boxes: np.ndarray | None,
-                 rles: list, others: int, areas: np.ndarray | None, gt: CocoGroundTruth) -> CocoDetections | None:
+                 rles: PackedRles, others: int, areas: np.ndarray | None, gt: CocoGroundTruth) -> CocoDetections | None:
     """:class:`CocoDetections` of mask results read by the compiled reader (as ``parse_detections`` makes them for
     ``segm``: box areas where there are boxes, as pycocotools' ``loadRes``), or ``None`` where the checks refuse a
     value or the RLE kernels did not measure the masks (the general readers then decide)."""
