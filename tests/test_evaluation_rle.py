@@ -225,3 +225,37 @@ def test_polygon_counts_past_2_29_are_encoded_whole():
         counts.append(x + (counts[-2] if len(counts) > 2 else 0))
     assert sum(counts) == h * w
     assert sum(counts[1::2]) == (32780 - 16390) * h + 10  # the rectangle's columns, whole, and the sliver's 10
+
+
+def _random_rle(rng, h: int, w: int) -> dict:
+    m = np.zeros((h, w), np.uint8, order="F")
+    kind = rng.integers(4)
+    if kind == 0:
+        m[:] = rng.uniform(size=(h, w)) < 0.3 * rng.uniform()
+    elif kind == 1:
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        m[y:y + rng.integers(1, h + 1), x:x + rng.integers(1, w + 1)] = 1
+    elif kind == 2:
+        m[rng.integers(0, h), rng.integers(0, w)] = 1
+    else:  # runs from a column's foot into the next column's head
+        m[rng.integers(0, h):, rng.integers(0, w)] = 1
+        m[:rng.integers(0, h), rng.integers(0, w)] = 1
+    rle = mask_utils.encode(m)
+    return {"size": rle["size"], "counts": rle["counts"].decode()}
+
+
+def test_boxes_decide_other_sizes_as_pycocotools():
+    """Masks of other sizes: 0 or -1 by whether the boxes (rleToBbox) overlap, so every box edge counts."""
+    rng = np.random.default_rng(1)
+    minus = 0
+    for _ in range(120):
+        h, w = (int(v) for v in rng.integers(1, 30, size=2))
+        dets = [_random_rle(rng, h, w) for _ in range(6)]
+        gts = [_random_rle(rng, *(int(v) for v in rng.integers(1, 30, size=2))) for _ in range(10)]
+        pair_det, pair_gt = (v.reshape(-1) for v in np.meshgrid(np.arange(6), np.arange(10), indexing="ij"))
+        crowd = np.zeros(10, dtype=bool)
+        want = np.asarray(mask_utils.iou(dets, gts, crowd.astype(np.uint8))).reshape(-1)
+        np.testing.assert_array_equal(
+            masks.mask_iou_pairs(dets, gts, crowd, pair_det, pair_gt, np.zeros_like(pair_det)), want)
+        minus += int((want == -1).sum())
+    assert minus > 1000  # the box test decided many pairs

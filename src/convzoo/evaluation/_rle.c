@@ -130,17 +130,32 @@ static uint32_t area_of(const Rle *r) {  /* rleArea: the odd runs, in uint arith
 }
 
 /* rleToBbox of pycocotools 2.0.11, exactly (its uint arithmetic included): each non-empty foreground run from its
- * first to its last pixel; a run across columns spans the whole height. */
+ * first to its last pixel; a run across columns spans the whole height. Pixel cc is column cc / h, row cc % h;
+ * below 2^32 pixels (where pycocotools' uint cc never wraps) they are followed run by run, most runs needing no
+ * division (a run ends in its own column or the next). */
 static void bbox_of(const Rle *r, uint32_t h, uint32_t w, double *bb) {
     Py_ssize_t m = (r->m / 2) * 2;
     uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0;
     if (m == 0) { bb[0] = bb[1] = bb[2] = bb[3] = 0; return; }
+    int follow = (uint64_t)h * w < ((uint64_t)1 << 32);
+    uint32_t x = 0, y = 0;  /* where pixel cc is (followed) */
     for (Py_ssize_t j = 0; j < m; j++) {
-        uint32_t start = cc;
-        cc += r->cnts[j];
-        if (j % 2 == 0 || r->cnts[j] == 0) continue;  /* background, or an empty foreground run */
-        uint32_t y_start = start % h, x_start = (start - y_start) / h;
-        uint32_t y_end = (cc - 1) % h, x_end = (cc - 1 - y_end) / h;
+        uint32_t start = cc, count = r->cnts[j], x_start = x, y_start = y;
+        cc += count;
+        if (follow) {
+            uint64_t row = (uint64_t)y + count;
+            if (row < h) y = (uint32_t)row;
+            else if (row < 2 * (uint64_t)h) y = (uint32_t)(row - h), x++;
+            else x += (uint32_t)(row / h), y = (uint32_t)(row % h);
+        }
+        if (j % 2 == 0 || count == 0) continue;  /* background, or an empty foreground run */
+        uint32_t x_end, y_end;
+        if (follow) {
+            x_end = y ? x : x - 1, y_end = y ? y - 1 : h - 1;  /* pixel cc - 1 */
+        } else {
+            y_start = start % h, x_start = (start - y_start) / h;
+            y_end = (cc - 1) % h, x_end = (cc - 1 - y_end) / h;
+        }
         xs = xs < x_start ? xs : x_start, xe = xe > x_end ? xe : x_end;
         if (x_start < x_end) {
             ys = 0, ye = h - 1;
