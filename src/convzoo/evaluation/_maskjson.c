@@ -18,6 +18,9 @@ static int integer(const char *p, const char *stop, const char **end, int64_t *v
 
 /* One byte of an RLE string into the scan, its count added to *area when it is an odd one (rleArea, in uint
  * arithmetic); *usual cleared for a string pycocotools must measure (see _rlescan.h). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 static inline void feed(RleScan *scan, unsigned char byte, uint32_t *area, int *usual) {
     uint32_t count;
     int got = rle_char(scan, byte, &count);

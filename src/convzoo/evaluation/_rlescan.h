@@ -20,6 +20,9 @@ typedef struct {
 
 /* Feed one byte: 0 while a count goes on, 1 when one is complete (its value in *count, its index scan->m - 1),
  * -1 for an unusual string. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 static inline int rle_char(RleScan *scan, unsigned char byte, uint32_t *count) {
     int c = (int)byte - 48;
     if (c < 0 || c > 63 || scan->k >= 6) return -1;
