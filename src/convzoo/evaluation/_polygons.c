@@ -88,9 +88,11 @@ static int from_polygon(const double *xy, size_t k, size_t h, size_t w, Counts *
     if (!x || !y) goto done;
     for (size_t j = 1; j < m; j++) {
         if (u[j] == u[j - 1]) continue;
-        double xd = (double)(u[j] < u[j - 1] ? u[j] : u[j] - 1), yd;
-        xd = (xd + .5) / scale - .5;
-        if (floor(xd) != xd || xd < 0 || xd > (double)(w - 1)) continue;
+        int column = u[j] < u[j - 1] ? u[j] : u[j] - 1;
+        /* rleFrPoly's xd = (column + .5) / 5 - .5 is a whole number >= 0 exactly when column % 5 == 2, and then
+         * (column - 2) / 5 (true in doubles for every column below 2^50; checked for all below 4e7) */
+        if (column < 0 || column % 5 != 2 || (size_t)(column - 2) / 5 > w - 1) continue;
+        double xd = (double)((column - 2) / 5), yd;
         yd = (double)(v[j] < v[j - 1] ? v[j] : v[j - 1]);
         yd = (yd + .5) / scale - .5;
         if (yd < 0) yd = 0; else if (yd > (double)h) yd = (double)h;
