@@ -180,3 +180,11 @@ def test_areas_of_unusual_strings_are_left_to_pycocotools(tmp_path, counts):
     path.write_text(json.dumps(records))
     columns = _compiled_masks(path)
     assert columns is not None and columns[6] is None and columns[4][2]["counts"] == counts
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_path_that_is_not_a_file_goes_to_the_general_readers(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # its size is unknown beforehand: the general readers take it
+    assert _boxjson().read_masks(os.fsencode(fifo)) is None
+    assert _boxjson().read_masks(os.fsencode(tmp_path / "absent.json")) is None
