@@ -373,7 +373,9 @@ static PyObject *read_boxes(PyObject *Py_UNUSED(self), PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"read_boxes", read_boxes, METH_O, "COCO box results of a JSON file as int64/float64 bytearrays and a count of skipped members, or None."},
-    {"read_masks", read_masks, METH_O, "COCO mask results: id, score and box bytearrays, the packed RLEs, their areas, a count of skipped members; or None."},
+    {"read_masks", read_masks, METH_O,
+     "COCO mask results: id, score and box bytearrays, the packed RLEs, their areas, a count of skipped members; "
+     "or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -105,7 +105,8 @@ int segmentation(const char *p, const char *stop, const char **end, Record *out,
 static PyObject *counts_buffer(PyObject *arg) {
     struct stat info;
     if (!PyBytes_Check(arg)) return PyErr_Format(PyExc_TypeError, "the file's path must be bytes");
-    if (stat(PyBytes_AS_STRING(arg), &info) || !S_ISREG(info.st_mode) || info.st_size >= PY_SSIZE_T_MAX) Py_RETURN_NONE;
+    if (stat(PyBytes_AS_STRING(arg), &info) || !S_ISREG(info.st_mode) || info.st_size >= PY_SSIZE_T_MAX)
+        Py_RETURN_NONE;
     return PyBytes_FromStringAndSize(NULL, (Py_ssize_t)info.st_size + 1);
 }
 

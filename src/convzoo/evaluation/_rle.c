@@ -6,10 +6,11 @@
  *     (counts, ends, heights, widths) of buffers (see packed_texts; masks.PackedRles.columns). The pixel count of
  *     each (rleArea).
  * ious(det_rles, gt_rles, gt_crowd, pair_det, pair_gt, out, threads=1) -> bool
- *     det_rles a list or packed (as for areas), gt_rles a list; gt_crowd bool[G], pair_det, pair_gt int64[P] (indices into the two lists; fastest with each detection's pairs
- *     together and the detections in list order: the strings are then read in the order they lie in memory), out
- *     float64[P] written: rleIou of each pair, crowd ground truths dividing by the detection's area; -1 where the
- *     two sizes differ and the boxes overlap (pycocotools). The pairs are cut into `threads` parts, one a thread.
+ *     det_rles a list or packed (as for areas), gt_rles a list; gt_crowd bool[G], pair_det, pair_gt int64[P]
+ *     (indices into the two; fastest with each detection's pairs together and the detections in list order: the
+ *     strings are then read in the order they lie in memory), out float64[P] written: rleIou of each pair, crowd
+ *     ground truths dividing by the detection's area; -1 where the two sizes differ and the boxes overlap
+ *     (pycocotools). The pairs are cut into `threads` parts, one a thread.
  *     A mask whose counts do not add up to h x w is a ValueError (pycocotools' merge would never end).
  *
  * Both return None / False, and write nothing usable, when a record is not a dict of a "counts" string and a
